@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+// Lockstep: synchronous data-parallel training over MPI, HDF5 in and out.
+import PackageDescription
+
+let package = Package(
+    name: "Lockstep",
+    products: [
+        .executable(name: "lockstep", targets: ["lockstep-cli"]),
+        .library(name: "Lockstep", targets: ["Lockstep"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
+    ],
+    targets: [
+        // Thin header-only shims over the system C libraries (see each module.modulemap).
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c",
+                       providers: [.apt(["libopenmpi-dev"])]),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"])]),
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        .target(
+            name: "Lockstep",
+            dependencies: ["CMPI", "CHDF5", "CBLAS", "CZlib", "TOMLKit"]
+        ),
+        .executableTarget(
+            name: "lockstep-cli",
+            dependencies: ["Lockstep", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "LockstepTests", dependencies: ["Lockstep"]),
+        .testTarget(name: "MultiRankTests", dependencies: ["Lockstep", "lockstep-cli"]),
+    ]
+)

@@ -1,0 +1,188 @@
+// A job: the validated, resolved contents of a job file (TOML) plus `--set` overrides.
+// Key names here are the public interface (DESIGN.md "Jobs and runs"); docs/jobs.md lists them.
+
+import TOMLKit
+
+public struct Job: Equatable, Sendable {
+    public struct Run: Equatable, Sendable {
+        public var name: String
+        public var seed: UInt64
+        public var epochs: Int
+        /// Total optimizer steps; when set it wins over `epochs`.
+        public var steps: Int?
+        /// The run directory.
+        public var out: String
+        public var logEvery: Int
+        /// Evaluate every this many steps; 0 means at the end of every epoch.
+        public var evalEvery: Int
+        /// Checkpoint every this many steps; 0 means at the end of every epoch.
+        public var checkpointEvery: Int
+        public var keepCheckpoints: Int
+    }
+
+    public struct Data: Equatable, Sendable {
+        public var file: String
+        public var trainX, trainY, testX, testY: String
+        public var normalization: Normalization
+    }
+
+    public struct Batch: Equatable, Sendable {
+        /// The global batch: samples per optimizer step over all ranks together.
+        public var global: Int
+    }
+
+    public struct Optimizer: Equatable, Sendable {
+        public enum Name: String, Sendable, CaseIterable { case sgd }
+        public var name: Name
+        public var lr: Double
+        public var sgd: SGDSettings
+    }
+
+    public struct Schedule: Equatable, Sendable {
+        public var scaling: LearningRateSchedule.Scaling
+        public var baseBatch: Int
+        public var warmupSteps: Int
+        public var warmupEpochs: Int
+        public var decay: LearningRateSchedule.Decay
+        public var minLR: Double
+    }
+
+    public var run: Run
+    public var data: Data
+    public var layers: [LayerSpec]
+    public var batch: Batch
+    public var optimizer: Optimizer
+    public var schedule: Schedule
+
+    /// Parses and validates TOML `text` (from `source`, for messages) with `overrides` ("key=value").
+    public static func parse(_ text: String, source: String, overrides: [String] = []) throws -> Job {
+        let table: TOMLTable
+        do {
+            table = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw LockstepError.usage("\(source):\(error.source.begin.line):\(error.source.begin.column): TOML syntax error: \(error.description)")
+        } catch {
+            throw LockstepError.usage("\(source): TOML syntax error: \(error)")
+        }
+        for override in overrides { try Overrides.apply(override, to: table) }
+        return try Job(TOMLReader(table, source: source), defaultName: Self.stem(of: source))
+    }
+
+    /// Reads the job file at `path`.
+    public static func load(_ path: String, overrides: [String] = []) throws -> Job {
+        guard let text = readTextFile(path) else {
+            throw LockstepError.usage("\(path): no such readable job file")
+        }
+        return try parse(text, source: path, overrides: overrides)
+    }
+
+    private init(_ root: TOMLReader, defaultName: String) throws {
+        let r = try root.section("run")
+        let name = try r.string("name", default: defaultName)
+        let seed = try r.int("seed", default: 0, min: 0)
+        run = Run(
+            name: name, seed: UInt64(seed),
+            epochs: try r.int("epochs", default: 1, min: 1),
+            steps: try r.optionalInt("steps", min: 1),
+            out: try r.string("out", default: "runs/\(name)"),
+            logEvery: try r.int("log_every", default: 10, min: 1),
+            evalEvery: try r.int("eval_every", default: 0, min: 0),
+            checkpointEvery: try r.int("checkpoint_every", default: 0, min: 0),
+            keepCheckpoints: try r.int("keep_checkpoints", default: 3, min: 1))
+        try r.finish()
+
+        let d = try root.section("data")
+        data = Data(
+            file: try d.string("file"),
+            trainX: try d.string("train_x", default: "/train/x"),
+            trainY: try d.string("train_y", default: "/train/y"),
+            testX: try d.string("test_x", default: "/test/x"),
+            testY: try d.string("test_y", default: "/test/y"),
+            normalization: try d.choice("normalization", default: Normalization.scale))
+        try d.finish()
+
+        let m = try root.section("model")
+        let layerReaders = try m.tables("layers")
+        guard !layerReaders.isEmpty else { throw LockstepError.usage("\(m.prefix).layers: needs at least one layer") }
+        layers = try layerReaders.enumerated().map { index, l in
+            let type = try l.string("type", default: "dense")
+            guard type == "dense" else {
+                throw LockstepError.usage("\(l.prefix).type: \"\(type)\" is not a layer type; use \"dense\"")
+            }
+            // The last layer produces logits, so its activation defaults to identity.
+            let isLast = index == layerReaders.count - 1
+            let spec = LayerSpec(type: type, units: try l.int("units", min: 1),
+                                 activation: try l.choice("activation", default: isLast ? .identity : LayerSpec.Activation.relu))
+            try l.finish()
+            return spec
+        }
+        guard layers.last!.units >= 2 else {
+            throw LockstepError.usage("\(m.prefix).layers: the last layer's units are the number of classes and must be at least 2")
+        }
+        try m.finish()
+
+        let b = try root.section("batch")
+        batch = Batch(global: try b.int("global", min: 1))
+        try b.finish()
+
+        let o = try root.section("optimizer")
+        var sgd = SGDSettings()
+        let optimizerName = try o.choice("name", default: Optimizer.Name.sgd)
+        let lr = try o.double("lr", min: 0)
+        sgd.momentum = try o.double("momentum", default: 0, min: 0, max: 0.999999)
+        sgd.nesterov = try o.bool("nesterov", default: false)
+        sgd.weightDecay = try o.double("weight_decay", default: 0, min: 0)
+        sgd.decayBiases = try o.bool("decay_biases", default: false)
+        if sgd.nesterov && sgd.momentum == 0 {
+            throw LockstepError.usage("\(o.prefix).nesterov: Nesterov needs optimizer.momentum > 0")
+        }
+        optimizer = Optimizer(name: optimizerName, lr: lr, sgd: sgd)
+        try o.finish()
+
+        let s = try root.section("schedule")
+        schedule = Schedule(
+            scaling: try s.choice("scaling", default: LearningRateSchedule.Scaling.none),
+            baseBatch: try s.int("base_batch", default: batch.global, min: 1),
+            warmupSteps: try s.int("warmup_steps", default: 0, min: 0),
+            warmupEpochs: try s.int("warmup_epochs", default: 0, min: 0),
+            decay: try s.choice("decay", default: LearningRateSchedule.Decay.constant),
+            minLR: try s.double("min_lr", default: 0, min: 0))
+        if schedule.warmupSteps > 0 && schedule.warmupEpochs > 0 {
+            throw LockstepError.usage("\(s.prefix): set warmup_steps or warmup_epochs, not both")
+        }
+        try s.finish()
+
+        try root.finish()
+    }
+
+    /// Checks what depends on the launch: the world size and the training set's size.
+    public func validate(worldSize: Int, trainSamples: Int) throws {
+        guard batch.global % worldSize == 0 else {
+            let lower = batch.global / worldSize * worldSize
+            throw LockstepError.usage("batch.global = \(batch.global) is not divisible by the \(worldSize) ranks: use a multiple of \(worldSize) (e.g. \(max(lower, worldSize)) or \(lower + worldSize)) or another rank count")
+        }
+        guard batch.global <= trainSamples else {
+            throw LockstepError.usage("batch.global = \(batch.global) is larger than the \(trainSamples) training samples in \(data.file): lower it")
+        }
+    }
+
+    /// Steps in the whole run: `run.steps`, or `run.epochs` full epochs.
+    public func totalSteps(trainSamples: Int) -> Int {
+        run.steps ?? run.epochs * EpochOrder.stepsPerEpoch(samples: trainSamples, globalBatch: batch.global)
+    }
+
+    /// The learning-rate schedule, with warmup epochs converted to steps.
+    public func learningRateSchedule(trainSamples: Int) -> LearningRateSchedule {
+        var lr = LearningRateSchedule(baseLR: optimizer.lr, baseBatch: schedule.baseBatch, totalSteps: totalSteps(trainSamples: trainSamples))
+        lr.scaling = schedule.scaling
+        lr.warmupSteps = schedule.warmupSteps + schedule.warmupEpochs * EpochOrder.stepsPerEpoch(samples: trainSamples, globalBatch: batch.global)
+        lr.decay = schedule.decay
+        lr.minLR = schedule.minLR
+        return lr
+    }
+
+    static func stem(of path: String) -> String {
+        let file = path.split(separator: "/").last.map(String.init) ?? path
+        return file.hasSuffix(".toml") ? String(file.dropLast(5)) : file
+    }
+}

@@ -1,0 +1,142 @@
+// One split of a dataset held in memory: features [N, ...] (uint8 kept as bytes, anything else as
+// Float32) and integer labels [N], read from an HDF5 file and validated once. `gather` writes a
+// batch, normalised, into a preallocated Float32 buffer.
+
+public enum Normalization: String, Sendable, CaseIterable {
+    /// uint8 features divided by 255; float features unchanged.
+    case scale
+    /// As `scale`, then minus the training set's mean and over its standard deviation.
+    case standardize
+    /// Raw values.
+    case none
+}
+
+public final class Dataset {
+    public let name: String
+    public let count: Int
+    /// Shape of one sample, e.g. [28, 28].
+    public let sampleShape: [Int]
+    /// Features per sample (the product of `sampleShape`).
+    public let width: Int
+    public let labels: [Int32]
+    private let bytes: [UInt8]
+    private let floats: [Float]
+    public var isUInt8: Bool { !bytes.isEmpty }
+    /// x' = x·scale + shift, set by `normalize`.
+    public private(set) var scale: Float = 1
+    public private(set) var shift: Float = 0
+
+    /// Reads and validates the split at `xPath`/`yPath`. Labels must lie in 0..<classes.
+    public init(file: HDF5File, xPath: String, yPath: String, classes: Int, name: String) throws {
+        self.name = name
+        let xInfo = try file.info(xPath)
+        let yInfo = try file.info(yPath)
+        let where_ = "\(file.path):\(xPath)"
+        guard xInfo.shape.count >= 2 else {
+            throw LockstepError.usage("\(where_) has shape \(xInfo.shape); features must be [N, ...] with at least 2 dimensions")
+        }
+        guard yInfo.shape.count == 1 else {
+            throw LockstepError.usage("\(file.path):\(yPath) has shape \(yInfo.shape); labels must be one integer per sample, shape [N]")
+        }
+        guard xInfo.shape[0] == yInfo.shape[0] else {
+            throw LockstepError.usage("\(file.path): \(xPath) has \(xInfo.shape[0]) samples but \(yPath) has \(yInfo.shape[0]); they must match")
+        }
+        guard xInfo.shape[0] > 0 else { throw LockstepError.usage("\(where_) is empty") }
+        guard xInfo.kind != .other else {
+            throw LockstepError.usage("\(where_) holds \(xInfo.dtypeName); features must be uint8 or float32")
+        }
+        guard yInfo.kind == .unsignedInteger || yInfo.kind == .signedInteger else {
+            throw LockstepError.usage("\(file.path):\(yPath) holds \(yInfo.dtypeName); labels must be integers (uint8, int32, int64, ...)")
+        }
+        count = xInfo.shape[0]
+        sampleShape = Array(xInfo.shape.dropFirst())
+        width = sampleShape.reduce(1, *)
+
+        if xInfo.kind == .unsignedInteger && xInfo.size == 1 {
+            bytes = try file.read(xPath, as: UInt8.self)
+            floats = []
+        } else {
+            bytes = []
+            floats = try file.read(xPath, as: Float.self)
+            if let bad = floats.firstIndex(where: { !$0.isFinite }) {
+                throw LockstepError.usage("\(where_) has a non-finite value (NaN or Inf) in sample \(bad / width): clean the data")
+            }
+        }
+        let raw = try file.read(yPath, as: Int64.self)
+        if let bad = raw.firstIndex(where: { $0 < 0 || $0 >= Int64(classes) }) {
+            throw LockstepError.usage("\(file.path):\(yPath) has label \(raw[bad]) at sample \(bad), outside 0..<\(classes) (the last layer's units): fix the labels or the model")
+        }
+        labels = raw.map { Int32($0) }
+        if isUInt8 { scale = 1.0 / 255 }
+    }
+
+    /// Sets the affine normalisation. `stats` (mean, std) come from the training split.
+    public func normalize(_ mode: Normalization, stats: (mean: Double, std: Double)?) {
+        let base: Float = isUInt8 && mode != .none ? 1.0 / 255 : 1
+        switch mode {
+        case .none, .scale:
+            scale = base
+            shift = 0
+        case .standardize:
+            let (mean, std) = stats ?? (0, 1)
+            scale = Float(Double(base) / std)
+            shift = Float(-mean / std)
+        }
+    }
+
+    /// Mean and standard deviation of all features after `scale` (computed in Float64, the same on every rank).
+    public func statistics() -> (mean: Double, std: Double) {
+        var sum = 0.0, sumSquares = 0.0
+        let base = isUInt8 ? 1.0 / 255 : 1.0
+        if isUInt8 {
+            var histogram = [Int](repeating: 0, count: 256)
+            for b in bytes { histogram[Int(b)] += 1 }
+            for (v, n) in histogram.enumerated() {
+                let x = Double(v) * base
+                sum += x * Double(n)
+                sumSquares += x * x * Double(n)
+            }
+        } else {
+            for f in floats {
+                sum += Double(f)
+                sumSquares += Double(f) * Double(f)
+            }
+        }
+        let n = Double(bytes.count + floats.count)
+        let mean = sum / n
+        let std = max((sumSquares / n - mean * mean).squareRoot(), 1e-12)
+        return (mean, std)
+    }
+
+    /// Writes samples `indices` (normalised) into x[indices.count, width] and their labels into y.
+    @inline(__always)
+    public func gather(_ indices: UnsafeBufferPointer<Int32>, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Int32>) {
+        for (row, index) in indices.enumerated() {
+            copySample(Int(index), to: x + row * width)
+            y[row] = labels[Int(index)]
+        }
+    }
+
+    /// Writes the contiguous samples `range` into x and y (evaluation).
+    public func gather(_ range: Range<Int>, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Int32>) {
+        for (row, index) in range.enumerated() {
+            copySample(index, to: x + row * width)
+            y[row] = labels[index]
+        }
+    }
+
+    @inline(__always)
+    private func copySample(_ index: Int, to out: UnsafeMutablePointer<Float>) {
+        let (a, b) = (scale, shift)
+        let start = index * width
+        if isUInt8 {
+            bytes.withUnsafeBufferPointer { p in
+                for j in 0..<width { out[j] = Float(p[start + j]) * a + b }
+            }
+        } else {
+            floats.withUnsafeBufferPointer { p in
+                for j in 0..<width { out[j] = p[start + j] * a + b }
+            }
+        }
+    }
+}

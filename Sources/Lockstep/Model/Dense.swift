@@ -1,0 +1,75 @@
+// Fully connected layer: y = x·Wᵀ + b, W stored [out, in] (as PyTorch does), b [out].
+
+public final class Dense: Layer {
+    public let name: String
+    public let inputWidth: Int
+    public let outputWidth: Int
+    /// Initialisation scale: He (for layers followed by ReLU) or Glorot (otherwise).
+    public let initialization: Initialization
+    private var weight: UnsafeMutablePointer<Float>!
+    private var bias: UnsafeMutablePointer<Float>!
+    private var weightGrad: UnsafeMutablePointer<Float>!
+    private var biasGrad: UnsafeMutablePointer<Float>!
+
+    public enum Initialization: Sendable { case he, glorot }
+
+    public init(name: String, inputs: Int, outputs: Int, initialization: Initialization) {
+        self.name = name
+        inputWidth = inputs
+        outputWidth = outputs
+        self.initialization = initialization
+    }
+
+    public var parameterSpecs: [ParameterSpec] {
+        [ParameterSpec(name: "weight", shape: [outputWidth, inputWidth], isWeight: true),
+         ParameterSpec(name: "bias", shape: [outputWidth], isWeight: false)]
+    }
+
+    public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
+        weight = parameters
+        bias = parameters + outputWidth * inputWidth
+        weightGrad = gradients
+        biasGrad = gradients + outputWidth * inputWidth
+    }
+
+    public func initialize(_ rng: inout Xoshiro256) {
+        // Uniform(−limit, limit): He keeps ReLU activations' variance, Glorot a linear layer's.
+        let limit: Double
+        switch initialization {
+        case .he: limit = (6.0 / Double(inputWidth)).squareRoot()
+        case .glorot: limit = (6.0 / Double(inputWidth + outputWidth)).squareRoot()
+        }
+        for i in 0..<(outputWidth * inputWidth) {
+            weight[i] = Float((rng.nextUnit() * 2 - 1) * limit)
+        }
+        bias.update(repeating: 0, count: outputWidth)
+    }
+
+    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int) {
+        // y[b, :] = bias, then y += x[b×in] · Wᵀ[in×out].
+        for row in 0..<batch { (y + row * outputWidth).update(from: bias, count: outputWidth) }
+        Gemm.sgemm(transA: false, transB: true, m: batch, n: outputWidth, k: inputWidth,
+                   alpha: 1, a: x, lda: inputWidth, b: weight, ldb: inputWidth,
+                   beta: 1, c: y, ldc: outputWidth)
+    }
+
+    public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                         dx: UnsafeMutablePointer<Float>?, batch: Int, accumulate: Bool) {
+        // dW[out×in] (+)= dyᵀ[out×batch] · x[batch×in]
+        Gemm.sgemm(transA: true, transB: false, m: outputWidth, n: inputWidth, k: batch,
+                   alpha: 1, a: dy, lda: outputWidth, b: x, ldb: inputWidth,
+                   beta: accumulate ? 1 : 0, c: weightGrad, ldc: inputWidth)
+        // db[out] (+)= Σ_rows dy
+        if !accumulate { biasGrad.update(repeating: 0, count: outputWidth) }
+        for row in 0..<batch {
+            let r = dy + row * outputWidth
+            for j in 0..<outputWidth { biasGrad[j] += r[j] }
+        }
+        // dx[batch×in] = dy[batch×out] · W[out×in]
+        if let dx {
+            Gemm.sgemm(transA: false, transB: false, m: batch, n: inputWidth, k: outputWidth,
+                       alpha: 1, a: dy, lda: outputWidth, b: weight, ldb: inputWidth,
+                       beta: 0, c: dx, ldc: inputWidth)
+        }
+    }
+}

@@ -1,0 +1,58 @@
+// SGD with heavy-ball or Nesterov momentum and decoupled-from-the-loss weight decay
+// (ALGORITHMS.md §1): u ← m·u + g;  w ← w − η·u  (Nesterov: w ← w − η·(g + m·u)).
+// u carries no η, so a learning-rate change needs no momentum correction.
+
+public struct SGDSettings: Equatable, Sendable {
+    public var momentum: Double = 0
+    public var nesterov = false
+    /// λ: added to the averaged gradient (λ·w) after the exchange, on weights only by default.
+    public var weightDecay: Double = 0
+    /// Apply weight decay to biases too (off by default, as Goyal et al. do).
+    public var decayBiases = false
+    public init() {}
+}
+
+public final class SGD: Optimizer {
+    private let views: [ParameterView]
+    private let settings: SGDSettings
+    private let momentum: FloatBuffer?
+
+    public init(views: [ParameterView], parameterCount: Int, settings: SGDSettings) {
+        self.views = views
+        self.settings = settings
+        momentum = settings.momentum > 0 ? FloatBuffer(count: parameterCount) : nil
+    }
+
+    public var stateBuffers: [(name: String, buffer: FloatBuffer)] {
+        momentum.map { [("momentum", $0)] } ?? []
+    }
+
+    public var scalarState: [String: Int64] = [:]
+
+    public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, lr: Float) {
+        let m = Float(settings.momentum)
+        for view in views {
+            let decay: Float = (view.spec.isWeight || settings.decayBiases) ? Float(settings.weightDecay) : 0
+            let w = parameters + view.offset
+            let g = gradients + view.offset
+            guard let u = momentum?.pointer.advanced(by: view.offset) else {
+                for i in 0..<view.count { w[i] -= lr * (g[i] + decay * w[i]) }
+                continue
+            }
+            if settings.nesterov {
+                for i in 0..<view.count {
+                    let gi = g[i] + decay * w[i]
+                    let ui = m * u[i] + gi
+                    u[i] = ui
+                    w[i] -= lr * (gi + m * ui)
+                }
+            } else {
+                for i in 0..<view.count {
+                    let ui = m * u[i] + (g[i] + decay * w[i])
+                    u[i] = ui
+                    w[i] -= lr * ui
+                }
+            }
+        }
+    }
+}

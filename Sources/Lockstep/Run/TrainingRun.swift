@@ -1,0 +1,202 @@
+// `lockstep train`: job file → datasets, network, optimizer, run directory, resume, step loop,
+// logging, evaluation and checkpoints. Every step that can fail on some ranks only runs inside
+// `comm.agree`, so a failure reaches every rank and no rank waits on a collective alone.
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct TrainOptions: Sendable {
+    public var jobPath: String
+    public var overrides: [String] = []
+    /// Continue from the newest complete checkpoint in the run directory (if any).
+    public var resume = false
+    /// Stop (with a checkpoint) once this many steps are done, as if interrupted.
+    public var stopAfter: Int?
+    public init(jobPath: String) { self.jobPath = jobPath }
+}
+
+public struct TrainSummary: Sendable {
+    public var steps: Int
+    public var testAccuracy: Double?
+    public var seconds: Double
+    public var stoppedEarly: Bool
+}
+
+public enum TrainingRun {
+    public static func execute(_ options: TrainOptions, comm: Communicator) throws -> TrainSummary {
+        let say: (String) -> Void = { if comm.isRoot { Console.info($0) } }
+        if comm.size > 1 && getenv("OPENBLAS_NUM_THREADS") == nil {
+            // Ranks already fill the cores; BLAS threads on top would oversubscribe them.
+            Gemm.setThreads(1)
+        }
+
+        // 1. Job and data: every rank reads them, so every rank validates them.
+        let (job, train, test) = try comm.agree { () -> (Job, Dataset, Dataset) in
+            let job = try Job.load(options.jobPath, overrides: options.overrides)
+            let file = try HDF5File.open(job.data.file)
+            let classes = job.layers.last!.units
+            let train = try Dataset(file: file, xPath: job.data.trainX, yPath: job.data.trainY, classes: classes, name: "train")
+            let test = try Dataset(file: file, xPath: job.data.testX, yPath: job.data.testY, classes: classes, name: "test")
+            guard test.sampleShape == train.sampleShape else {
+                throw LockstepError.usage("\(job.data.file): test samples have shape \(test.sampleShape) but training samples \(train.sampleShape)")
+            }
+            try job.validate(worldSize: comm.size, trainSamples: train.count)
+            if let steps = options.stopAfter, steps < 1 {
+                throw LockstepError.usage("--stop-after must be at least 1")
+            }
+            let stats = job.data.normalization == .standardize ? train.statistics() : nil
+            train.normalize(job.data.normalization, stats: stats)
+            test.normalize(job.data.normalization, stats: stats)
+            return (job, train, test)
+        }
+
+        // 2. Run directory (rank 0's filesystem is the one that matters).
+        let checkpointDir = job.run.out + "/checkpoints"
+        try comm.agree {
+            guard comm.isRoot else { return }
+            try makeDirectories(checkpointDir)
+            if !options.resume && !Checkpoint.list(in: checkpointDir).isEmpty {
+                throw LockstepError.usage("\(job.run.out) already has checkpoints: pass --resume to continue that run, or choose another run directory (--set run.out=DIR)")
+            }
+        }
+
+        // 3. Model and optimizer, identical on every rank by construction.
+        let network = Network(inputWidth: train.width, layers: job.layers, extraGradientSlots: 1)
+        network.initialize(seed: job.run.seed)
+        let optimizer: any Optimizer = SGD(views: network.views, parameterCount: network.parameterCount, settings: job.optimizer.sgd)
+        let schedule = job.learningRateSchedule(trainSamples: train.count)
+        let trainer = Trainer(comm: comm, network: network, optimizer: optimizer, train: train,
+                              schedule: schedule, seed: job.run.seed, globalBatch: job.batch.global)
+
+        // 4. Resume: rank 0 reads the newest complete checkpoint and broadcasts it.
+        let resumedFrom = try resume(options.resume, from: checkpointDir, comm: comm, trainer: trainer)
+        try checkRanksAgree(network, comm: comm, when: resumedFrom == nil ? "initialisation" : "resume")
+
+        // 5. Resolved config and metrics log.
+        let metrics = try comm.agree { () -> MetricsLog in
+            if comm.isRoot { try writeTextFileAtomically(job.run.out + "/config.toml", job.resolvedTOML) }
+            return try MetricsLog(path: job.run.out + "/metrics.jsonl", isRoot: comm.isRoot, resumeFromStep: resumedFrom?.step)
+        }
+
+        let total = job.totalSteps(trainSamples: train.count)
+        let stopAt = min(total, options.stopAfter ?? total)
+        say("lockstep: \(job.run.name) on \(comm.size) rank(s): \(network.parameterCount) parameters, global batch \(job.batch.global) (\(trainer.localBatch) per rank), \(trainer.stepsPerEpoch) steps/epoch, \(total) steps, lr \(schedule.scaledLR(batch: job.batch.global))")
+        if let from = resumedFrom { say("resumed at step \(from.step) (epoch \(from.epoch))") }
+
+        // 6. The loop.
+        let started = Clock.now()
+        var windowStart = started
+        var lastAccuracy: Double?
+        while trainer.position.step < stopAt {
+            let (loss, lr): (Double, Double)
+            do {
+                (loss, lr) = try trainer.step()
+            } catch let e as LockstepError {
+                // The loss is allreduced, so every rank meets this error at the same step.
+                throw CollectiveFailure(local: e, rootFailed: true, exitCode: e.exitCode)
+            }
+            let p = trainer.position
+            if p.step % job.run.logEvery == 0 || p.step == 1 || p.step == stopAt {
+                let now = Clock.now()
+                metrics.log(["step": p.step, "epoch": p.epoch, "loss": loss, "lr": lr, "batch": job.batch.global,
+                             "samples": p.samplesSeen, "time": now - started])
+                let rate = Double(job.batch.global * (p.step % job.run.logEvery == 0 ? job.run.logEvery : 1)) / max(now - windowStart, 1e-9)
+                say("step \(p.step)/\(total) epoch \(p.epoch) loss \(format(loss, 4)) lr \(format(lr, 5)) (\(Int(rate)) samples/s)")
+                windowStart = now
+            }
+            let epochEnd = trainer.atEpochEnd
+            let isLast = p.step == total
+            if isLast || (job.run.evalEvery > 0 ? p.step % job.run.evalEvery == 0 : epochEnd) {
+                let result = trainer.evaluate(test)
+                lastAccuracy = result.accuracy
+                metrics.log(["step": p.step, "epoch": p.epoch, "split": "test", "accuracy": result.accuracy, "loss": result.loss])
+                say("eval step \(p.step) epoch \(p.epoch): test accuracy \(format(result.accuracy * 100, 2))% loss \(format(result.loss, 4))")
+            }
+            if p.step == stopAt || (job.run.checkpointEvery > 0 ? p.step % job.run.checkpointEvery == 0 : epochEnd) {
+                try writeCheckpoint(job: job, dir: checkpointDir, trainer: trainer, comm: comm)
+            }
+        }
+        let seconds = Clock.now() - started
+        let stoppedEarly = trainer.position.step < total
+        if stoppedEarly {
+            say("stopped after step \(trainer.position.step) of \(total) with a checkpoint; continue with --resume")
+        } else {
+            say("done: \(total) steps in \(format(seconds, 1)) s" + (lastAccuracy.map { ", test accuracy \(format($0 * 100, 2))%" } ?? ""))
+        }
+        return TrainSummary(steps: trainer.position.step, testAccuracy: lastAccuracy, seconds: seconds, stoppedEarly: stoppedEarly)
+    }
+
+    /// Loads the newest checkpoint on rank 0 and broadcasts parameters, optimizer state and
+    /// position to every rank. Returns the restored position, or nil for a fresh start.
+    private static func resume(_ wanted: Bool, from dir: String, comm: Communicator, trainer: Trainer) throws -> TrainingPosition? {
+        guard wanted else { return nil }
+        let network = trainer.network
+        let contents = try comm.agree { () -> CheckpointContents? in
+            guard comm.isRoot, let newest = Checkpoint.list(in: dir).last else { return nil }
+            let contents = try Checkpoint.read(newest, network: network)
+            let stateNames = Set(trainer.optimizer.stateBuffers.map(\.name))
+            guard Set(contents.state.keys) == stateNames else {
+                throw LockstepError.usage("\(newest) holds optimizer state [\(contents.state.keys.sorted().joined(separator: ", "))] but this job's optimizer needs [\(stateNames.sorted().joined(separator: ", "))]: resume with the same optimizer settings")
+            }
+            Console.info("resuming from \(newest)" + (contents.worldSize != comm.size ? " (written by \(contents.worldSize) ranks, now \(comm.size): same data order, summation order differs)" : ""))
+            return contents
+        }
+        var header: [Int64] = [0, 0, 0, 0, 0]
+        if let c = contents {
+            header = [1, Int64(c.position.step), Int64(c.position.epoch), Int64(c.position.epochStep), Int64(c.position.samplesSeen)]
+            network.parameters.copy(from: c.parameters)
+            for (name, buffer) in trainer.optimizer.stateBuffers { buffer.copy(from: c.state[name]!) }
+        }
+        header.withUnsafeMutableBytes { comm.broadcast($0) }
+        guard header[0] == 1 else {
+            if comm.isRoot { Console.info("no checkpoint in \(dir): starting from step 0") }
+            return nil
+        }
+        comm.broadcast(UnsafeMutableRawBufferPointer(network.parameters.buffer))
+        for (_, buffer) in trainer.optimizer.stateBuffers { comm.broadcast(UnsafeMutableRawBufferPointer(buffer.buffer)) }
+        var position = TrainingPosition()
+        position.step = Int(header[1])
+        position.epoch = Int(header[2])
+        position.epochStep = Int(header[3])
+        position.samplesSeen = Int(header[4])
+        trainer.restore(position)
+        return position
+    }
+
+    /// Aborts collectively unless every rank holds bitwise the same parameters.
+    private static func checkRanksAgree(_ network: Network, comm: Communicator, when: String) throws {
+        let mine = network.parameterChecksum
+        let low = comm.allreduce(mine, .min)
+        let high = comm.allreduce(mine, .max)
+        if low != high {
+            throw CollectiveFailure(local: .runtime("ranks hold different parameters after \(when) (checksums differ): a bug or a mixed installation; every rank must run the same lockstep"), rootFailed: true, exitCode: ExitStatus.failure)
+        }
+    }
+
+    private static func writeCheckpoint(job: Job, dir: String, trainer: Trainer, comm: Communicator) throws {
+        try comm.agree {
+            guard comm.isRoot else { return }
+            let path = dir + "/" + Checkpoint.fileName(step: trainer.position.step)
+            try Checkpoint.write(to: path, network: trainer.network, optimizer: trainer.optimizer,
+                                 position: trainer.position, worldSize: comm.size, seed: job.run.seed, config: job.resolvedTOML)
+            // Keep the newest `keep_checkpoints`; older ones go only after the new one is complete.
+            for old in Checkpoint.list(in: dir).dropLast(job.run.keepCheckpoints) { unlink(old) }
+        }
+    }
+}
+
+/// A number with `digits` decimals, for progress lines.
+func format(_ value: Double, _ digits: Int) -> String {
+    guard value.isFinite else { return "\(value)" }
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let rounded = (abs(value) * scale).rounded() / scale
+    var text = String(Int(rounded))
+    if digits > 0 {
+        let fraction = Int(((rounded - Double(Int(rounded))) * scale).rounded())
+        let f = String(fraction)
+        text += "." + String(repeating: "0", count: max(0, digits - f.count)) + f
+    }
+    return (value < 0 ? "-" : "") + text
+}

@@ -1,0 +1,67 @@
+// Small POSIX file helpers (Foundation-free, so the hot binary stays lean and errors are ours).
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The whole file as UTF-8 text, or nil if it cannot be read.
+public func readTextFile(_ path: String) -> String? {
+    guard let f = fopen(path, "rb") else { return nil }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, f)
+        if n == 0 { break }
+        bytes.append(contentsOf: chunk[0..<n])
+    }
+    if ferror(f) != 0 { return nil }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// Creates `path` and its parents (mkdir -p).
+public func makeDirectories(_ path: String) throws {
+    var prefix = path.hasPrefix("/") ? "/" : ""
+    for part in path.split(separator: "/") {
+        prefix += part + "/"
+        if mkdir(prefix, 0o755) != 0 && errno != EEXIST {
+            throw LockstepError.usage("cannot create folder \(prefix): \(String(cString: strerror(errno))); choose a writable run.out")
+        }
+    }
+    guard access(path, W_OK) == 0 else {
+        throw LockstepError.usage("\(path) is not writable: choose a writable run.out")
+    }
+}
+
+public func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
+
+/// A text file opened for appending whole lines (metrics.jsonl).
+public final class LineWriter {
+    private let file: UnsafeMutablePointer<FILE>
+    public init(path: String, append: Bool) throws {
+        guard let f = fopen(path, append ? "a" : "w") else {
+            throw LockstepError.usage("cannot open \(path) for writing: \(String(cString: strerror(errno)))")
+        }
+        file = f
+    }
+    deinit { fclose(file) }
+    /// Appends one line and flushes it, so a killed run keeps every line it logged.
+    public func write(_ line: String) {
+        fputs(line + "\n", file)
+        fflush(file)
+    }
+}
+
+/// Writes `text` to `path` atomically (temporary file + rename).
+public func writeTextFileAtomically(_ path: String, _ text: String) throws {
+    let temporary = path + ".tmp"
+    guard let f = fopen(temporary, "w") else {
+        throw LockstepError.usage("cannot write \(path): \(String(cString: strerror(errno)))")
+    }
+    fputs(text, f)
+    let ok = fflush(f) == 0 && fsync(fileno(f)) == 0
+    fclose(f)
+    guard ok, rename(temporary, path) == 0 else {
+        unlink(temporary)
+        throw LockstepError.runtime("cannot write \(path): \(String(cString: strerror(errno)))")
+    }
+}

@@ -1,0 +1,111 @@
+// The step loop's body: gather this rank's share of the global batch, forward, loss, backward,
+// one allreduce of [gradients, loss], update. Every buffer is sized at init; `step` allocates nothing.
+
+public final class Trainer {
+    public let comm: Communicator
+    public let network: Network
+    public let optimizer: any Optimizer
+    public let train: Dataset
+    public let schedule: LearningRateSchedule
+    public let seed: UInt64
+    public let globalBatch: Int
+    public let localBatch: Int
+    public let stepsPerEpoch: Int
+    public private(set) var position = TrainingPosition()
+
+    /// The epoch whose permutation `order` holds (−1: none yet).
+    private var orderEpoch = -1
+    private var order: [Int32]
+    private let input: FloatBuffer
+    private let labels: UnsafeMutablePointer<Int32>
+    private let capacity: Int
+
+    /// Rows per evaluation chunk; the network's buffers are sized for max(local batch, this).
+    public static let evaluationChunk = 1000
+
+    public init(comm: Communicator, network: Network, optimizer: any Optimizer, train: Dataset,
+                schedule: LearningRateSchedule, seed: UInt64, globalBatch: Int) {
+        precondition(globalBatch % comm.size == 0, "validated by Job.validate")
+        self.comm = comm
+        self.network = network
+        self.optimizer = optimizer
+        self.train = train
+        self.schedule = schedule
+        self.seed = seed
+        self.globalBatch = globalBatch
+        localBatch = globalBatch / comm.size
+        stepsPerEpoch = EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: globalBatch)
+        order = [Int32](repeating: 0, count: train.count)
+        capacity = max(localBatch, Self.evaluationChunk)
+        input = FloatBuffer(count: capacity * train.width)
+        labels = .allocate(capacity: capacity)
+        network.reserve(batch: capacity)
+    }
+
+    deinit { labels.deallocate() }
+
+    /// Continues from a checkpoint's position.
+    public func restore(_ position: TrainingPosition) { self.position = position }
+
+    /// One optimizer step on the next global batch. Returns the global-batch mean loss and the rate used.
+    public func step() throws -> (loss: Double, lr: Double) {
+        if position.epochStep == stepsPerEpoch {
+            position.epoch += 1
+            position.epochStep = 0
+        }
+        if orderEpoch != position.epoch {
+            EpochOrder.permutation(seed: seed, epoch: position.epoch, into: &order)
+            orderEpoch = position.epoch
+        }
+        let window = EpochOrder.localWindow(step: position.epochStep, globalBatch: globalBatch, rank: comm.rank, ranks: comm.size)
+        order.withUnsafeBufferPointer { all in
+            train.gather(UnsafeBufferPointer(rebasing: all[window]), x: input.pointer, y: labels)
+        }
+        let logits = network.forward(input.pointer, batch: localBatch)
+        let dlogits = network.logitGradient
+        // Scaled by 1/B (global), so the allreduce-sum over ranks is the global-batch mean.
+        let localLoss = SoftmaxCrossEntropy.lossAndGradient(
+            logits: logits, labels: labels, dlogits: dlogits, batch: localBatch,
+            classes: network.classes, scale: 1 / Float(globalBatch))
+        network.backward(input.pointer, dlogits: dlogits, batch: localBatch, accumulate: false)
+
+        // One collective per step: the loss sum rides in the slot after the gradients.
+        let p = network.parameterCount
+        network.gradients.pointer[p] = Float(localLoss)
+        comm.allreduce(network.gradients.buffer)
+        let loss = Double(network.gradients.pointer[p]) / Double(globalBatch)
+        guard loss.isFinite else {
+            throw LockstepError.runtime("the loss became non-finite (\(loss)) at step \(position.step + 1): lower optimizer.lr or check the data")
+        }
+        let lr = schedule.lr(step: position.step, batch: globalBatch)
+        optimizer.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer, lr: Float(lr))
+
+        position.step += 1
+        position.epochStep += 1
+        position.samplesSeen += globalBatch
+        return (loss, lr)
+    }
+
+    /// Whether the step just taken finished an epoch.
+    public var atEpochEnd: Bool { position.epochStep == stepsPerEpoch }
+
+    /// Accuracy and mean loss over a whole split; each rank takes a contiguous slice, sums are allreduced.
+    public func evaluate(_ data: Dataset) -> (accuracy: Double, loss: Double) {
+        let start = data.count * comm.rank / comm.size
+        let end = data.count * (comm.rank + 1) / comm.size
+        var totals = [0.0, 0.0]   // [correct, loss sum]
+        var chunkStart = start
+        while chunkStart < end {
+            let chunkEnd = min(chunkStart + capacity, end)
+            let n = chunkEnd - chunkStart
+            data.gather(chunkStart..<chunkEnd, x: input.pointer, y: labels)
+            let logits = network.forward(input.pointer, batch: n)
+            let r = SoftmaxCrossEntropy.lossAndCorrect(logits: logits, labels: labels, batch: n, classes: network.classes)
+            totals[0] += Double(r.correct)
+            totals[1] += r.loss
+            chunkStart = chunkEnd
+        }
+        comm.allreduce(&totals, .sum)
+        return (totals[0] / Double(data.count), totals[1] / Double(data.count))
+    }
+}
