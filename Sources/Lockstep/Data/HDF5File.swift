@@ -37,7 +37,9 @@ public final class HDF5File {
     public let path: String
     private var id: hid_t
 
-    private static let setUp: Void = { lockstep_h5_silence_errors() }()
+    /// HDF5's automatic error printing is per thread in its thread-safe build: turn it off on
+    /// the calling thread before each operation that may fail (it costs a function call).
+    @inline(__always) private static func quiet() { lockstep_h5_silence_errors() }
 
     private init(path: String, id: hid_t) {
         self.path = path
@@ -48,7 +50,7 @@ public final class HDF5File {
 
     /// Creates (or truncates) a file for writing.
     public static func create(_ path: String) throws -> HDF5File {
-        _ = setUp
+        quiet()
         let id = H5Fcreate(path, lockstep_h5f_acc_trunc(), lockstep_h5p_default(), lockstep_h5p_default())
         guard id >= 0 else { throw LockstepError.runtime("cannot create HDF5 file \(path): check that its folder exists and is writable") }
         return HDF5File(path: path, id: id)
@@ -56,7 +58,7 @@ public final class HDF5File {
 
     /// Opens an existing file read-only; a missing or non-HDF5 file is a usage error.
     public static func open(_ path: String) throws -> HDF5File {
-        _ = setUp
+        quiet()
         guard access(path, R_OK) == 0 else {
             throw LockstepError.usage("\(path): no such readable file")
         }
@@ -75,6 +77,7 @@ public final class HDF5File {
 
     /// Whether an object exists at an absolute path such as "/train/x".
     public func exists(_ objectPath: String) -> Bool {
+        Self.quiet()
         var prefix = ""
         for part in objectPath.split(separator: "/") {
             prefix += "/" + part
@@ -85,6 +88,7 @@ public final class HDF5File {
 
     /// Names of the members of a group ("/" for the root).
     public func members(of group: String) -> [String] {
+        Self.quiet()
         let g = H5Gopen2(id, group, lockstep_h5p_default())
         guard g >= 0 else { return [] }
         defer { H5Gclose(g) }
@@ -215,11 +219,20 @@ public final class HDF5File {
 
     public func hasAttribute(_ name: String) -> Bool { H5Aexists(id, name) > 0 }
 
+    /// Paths of every dataset in the file, for messages and `lockstep inspect`.
+    public func datasetPaths(under group: String = "/") -> [String] {
+        members(of: group).flatMap { member -> [String] in
+            let path = (group == "/" ? "" : group) + "/" + member
+            return (try? info(path)) != nil ? [path] : datasetPaths(under: path)
+        }
+    }
+
     // MARK: Private
 
     private func openDataset(_ datasetPath: String) throws -> hid_t {
+        Self.quiet()
         guard exists(datasetPath) else {
-            throw LockstepError.usage("\(path) has no dataset \(datasetPath): set the dataset path in the job (it has: \(members(of: "/").joined(separator: ", ")))")
+            throw LockstepError.usage("\(path) has no dataset \(datasetPath) (it has \(datasetPaths().joined(separator: ", ")))")
         }
         let d = H5Dopen2(id, datasetPath, lockstep_h5p_default())
         guard d >= 0 else { throw LockstepError.usage("\(path): \(datasetPath) is not a dataset") }
@@ -227,6 +240,7 @@ public final class HDF5File {
     }
 
     private func openAttribute(_ name: String) throws -> hid_t {
+        Self.quiet()
         guard hasAttribute(name) else { throw LockstepError.usage("\(path) has no attribute \(name): not a Lockstep checkpoint?") }
         return H5Aopen(id, name, lockstep_h5p_default())
     }

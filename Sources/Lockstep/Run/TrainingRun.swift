@@ -35,6 +35,10 @@ public enum TrainingRun {
         let (job, train, test) = try comm.agree { () -> (Job, Dataset, Dataset) in
             let job = try Job.load(options.jobPath, overrides: options.overrides)
             let file = try HDF5File.open(job.data.file)
+            for (key, path) in [("train_x", job.data.trainX), ("train_y", job.data.trainY), ("test_x", job.data.testX), ("test_y", job.data.testY)]
+            where !file.exists(path) {
+                throw LockstepError.usage("data.\(key) = \"\(path)\": \(job.data.file) has no such dataset; set data.\(key) to one of \(file.datasetPaths().joined(separator: ", "))")
+            }
             let classes = job.layers.last!.units
             let train = try Dataset(file: file, xPath: job.data.trainX, yPath: job.data.trainY, classes: classes, name: "train")
             let test = try Dataset(file: file, xPath: job.data.testX, yPath: job.data.testY, classes: classes, name: "test")

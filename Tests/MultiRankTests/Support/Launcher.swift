@@ -1,0 +1,83 @@
+// Runs the built `lockstep` binary for real: as a plain process (an MPI singleton) or under
+// `mpirun -n N --oversubscribe`, with a wall-clock limit so a hang fails the test instead of CI.
+
+import Foundation
+
+struct Launch {
+    let exitCode: Int32
+    let stdout: String
+    let stderr: String
+    let seconds: Double
+    let timedOut: Bool
+
+    /// stderr lines written by lockstep itself (mpirun adds its own banner lines).
+    var lockstepErrors: [String] { stderr.split(separator: "\n").map(String.init).filter { $0.hasPrefix("lockstep:") } }
+}
+
+enum Launcher {
+    /// The package root (two folders above this file's folder).
+    static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The `lockstep` built alongside this test bundle (same configuration), or $LOCKSTEP_BIN.
+    static let binary: String = {
+        if let path = ProcessInfo.processInfo.environment["LOCKSTEP_BIN"] { return path }
+        let exe = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        return exe.deletingLastPathComponent().appendingPathComponent("lockstep").path
+    }()
+
+    /// Runs `lockstep args...`, under `mpirun -n ranks` when `ranks` is given.
+    static func run(ranks: Int?, _ args: [String], timeout: Double = 120, environment extra: [String: String] = [:]) throws -> Launch {
+        let process = Process()
+        if let ranks {
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
+            process.arguments = ["-n", String(ranks), "--oversubscribe", "--timeout", String(Int(timeout)), binary] + args
+        } else {
+            process.executableURL = URL(fileURLWithPath: binary)
+            process.arguments = args
+        }
+        process.currentDirectoryURL = packageRoot
+        process.environment = environment(extra)
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let started = Date()
+        try process.run()
+        // Drain both pipes while the process runs, so a chatty child never blocks on a full pipe.
+        let group = DispatchGroup()
+        nonisolated(unsafe) var outData = Data(), errData = Data()
+        DispatchQueue.global().async(group: group) { outData = out.fileHandleForReading.readDataToEndOfFile() }
+        DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
+        var timedOut = false
+        while process.isRunning {
+            if Date().timeIntervalSince(started) > timeout + 15 {
+                timedOut = true
+                process.terminate()
+                kill(-process.processIdentifier, SIGKILL)
+                break
+            }
+            usleep(20_000)
+        }
+        process.waitUntilExit()
+        group.wait()
+        return Launch(exitCode: process.terminationStatus,
+                      stdout: String(decoding: outData, as: UTF8.self),
+                      stderr: String(decoding: errData, as: UTF8.self),
+                      seconds: Date().timeIntervalSince(started), timedOut: timedOut)
+    }
+
+    /// The parent's environment without MPI launcher variables (a child mpirun that inherits a
+    /// singleton's OMPI_*/PMIX_* variables fails silently), plus what a root container needs.
+    static func environment(_ extra: [String: String]) -> [String: String] {
+        var env = ProcessInfo.processInfo.environment.filter { key, _ in
+            !["OMPI_", "ORTE_", "OPAL_", "PMIX_", "PMI_"].contains { key.hasPrefix($0) }
+        }
+        env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
+        env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
+        env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
+        env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
+        env["OPENBLAS_NUM_THREADS"] = "1"
+        for (k, v) in extra { env[k] = v }
+        return env
+    }
+}
