@@ -90,7 +90,7 @@ public enum TrainingRun {
 
         // 6. The loop.
         let started = Clock.now()
-        var windowStart = started
+        var (windowStart, windowStartStep) = (started, trainer.position.step)
         var lastAccuracy: Double?
         while trainer.position.step < stopAt {
             let (loss, lr): (Double, Double)
@@ -105,9 +105,9 @@ public enum TrainingRun {
                 let now = Clock.now()
                 metrics.log(["step": p.step, "epoch": p.epoch, "loss": loss, "lr": lr, "batch": job.batch.global,
                              "samples": p.samplesSeen, "time": now - started])
-                let rate = Double(job.batch.global * (p.step % job.run.logEvery == 0 ? job.run.logEvery : 1)) / max(now - windowStart, 1e-9)
+                let rate = Double(job.batch.global * (p.step - windowStartStep)) / max(now - windowStart, 1e-9)
                 say("step \(p.step)/\(total) epoch \(p.epoch) loss \(format(loss, 4)) lr \(format(lr, 5)) (\(Int(rate)) samples/s)")
-                windowStart = now
+                (windowStart, windowStartStep) = (now, p.step)
             }
             let epochEnd = trainer.atEpochEnd
             let isLast = p.step == total
