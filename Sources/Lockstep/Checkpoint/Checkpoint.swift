@@ -25,6 +25,8 @@ public struct CheckpointContents {
     public var seed: UInt64
     public var config: String
     public var parameters: [Float]
+    /// Updates the optimizer had applied (Adam's t).
+    public var optimizerUpdates: Int
     /// Optimizer state buffers, by name.
     public var state: [String: [Float]]
 }
@@ -65,6 +67,7 @@ public enum Checkpoint {
             try file.setAttribute("world_size", Int64(worldSize))
             try file.setAttribute("seed", [seed])
             try file.setAttribute("optimizer_state", optimizer.stateBuffers.map(\.name).joined(separator: ","))
+            try file.setAttribute("optimizer_updates", Int64(optimizer.updates))
             try file.setAttribute("config", config)
             try file.setAttribute("checksum_fnv1a64", [checksum.value])
             file.close()
@@ -117,7 +120,7 @@ public enum Checkpoint {
             worldSize: Int(try file.int64Attribute("world_size")),
             seed: try file.attribute("seed", as: UInt64.self).first ?? 0,
             config: try file.stringAttribute("config"),
-            parameters: parameters, state: state)
+            parameters: parameters, optimizerUpdates: Int(try file.int64Attribute("optimizer_updates")), state: state)
     }
 
     /// Complete checkpoints in `folder`, oldest first (temporary files are never listed).

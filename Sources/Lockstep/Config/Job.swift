@@ -29,21 +29,20 @@ public struct Job: Equatable, Sendable {
     public struct Batch: Equatable, Sendable {
         /// The global batch: samples per optimizer step over all ranks together.
         public var global: Int
-    }
-
-    public struct Optimizer: Equatable, Sendable {
-        public enum Name: String, Sendable, CaseIterable { case sgd }
-        public var name: Name
-        public var lr: Double
-        public var sgd: SGDSettings
+        /// Per-rank micro-batch for gradient accumulation (nil: the rank's whole share at once).
+        public var micro: Int?
     }
 
     public struct Schedule: Equatable, Sendable {
         public var scaling: LearningRateSchedule.Scaling
         public var baseBatch: Int
+        public var warmup: LearningRateSchedule.Warmup
         public var warmupSteps: Int
         public var warmupEpochs: Int
         public var decay: LearningRateSchedule.Decay
+        public var decayEpochs: [Int]
+        public var decayFactor: Double
+        public var power: Double
         public var minLR: Double
     }
 
@@ -122,33 +121,28 @@ public struct Job: Equatable, Sendable {
         try m.finish()
 
         let b = try root.section("batch")
-        batch = Batch(global: try b.int("global", min: 1))
+        batch = Batch(global: try b.int("global", min: 1), micro: try b.optionalInt("micro", min: 1))
         try b.finish()
 
-        let o = try root.section("optimizer")
-        var sgd = SGDSettings()
-        let optimizerName = try o.choice("name", default: Optimizer.Name.sgd)
-        let lr = try o.double("lr", min: 0)
-        sgd.momentum = try o.double("momentum", default: 0, min: 0, max: 0.999999)
-        sgd.nesterov = try o.bool("nesterov", default: false)
-        sgd.weightDecay = try o.double("weight_decay", default: 0, min: 0)
-        sgd.decayBiases = try o.bool("decay_biases", default: false)
-        if sgd.nesterov && sgd.momentum == 0 {
-            throw LockstepError.usage("\(o.prefix).nesterov: Nesterov needs optimizer.momentum > 0")
-        }
-        optimizer = Optimizer(name: optimizerName, lr: lr, sgd: sgd)
-        try o.finish()
+        optimizer = try Optimizer(try root.section("optimizer"))
 
         let s = try root.section("schedule")
         schedule = Schedule(
             scaling: try s.choice("scaling", default: LearningRateSchedule.Scaling.none),
             baseBatch: try s.int("base_batch", default: batch.global, min: 1),
+            warmup: try s.choice("warmup", default: LearningRateSchedule.Warmup.gradual),
             warmupSteps: try s.int("warmup_steps", default: 0, min: 0),
             warmupEpochs: try s.int("warmup_epochs", default: 0, min: 0),
             decay: try s.choice("decay", default: LearningRateSchedule.Decay.constant),
+            decayEpochs: try s.has("decay_epochs") ? s.ints("decay_epochs", min: 1) : [],
+            decayFactor: try s.double("decay_factor", default: 0.1, min: 0, max: 1),
+            power: try s.double("power", default: 2, min: 0),
             minLR: try s.double("min_lr", default: 0, min: 0))
         if schedule.warmupSteps > 0 && schedule.warmupEpochs > 0 {
             throw LockstepError.usage("\(s.prefix): set warmup_steps or warmup_epochs, not both")
+        }
+        if schedule.decay == .step && schedule.decayEpochs.isEmpty {
+            throw LockstepError.usage("\(s.prefix).decay_epochs: decay = \"step\" needs the epochs to decay at, e.g. decay_epochs = [30, 60]")
         }
         try s.finish()
 
@@ -160,6 +154,9 @@ public struct Job: Equatable, Sendable {
         guard batch.global % worldSize == 0 else {
             let lower = batch.global / worldSize * worldSize
             throw LockstepError.usage("batch.global = \(batch.global) is not divisible by the \(worldSize) ranks: use a multiple of \(worldSize) (e.g. \(max(lower, worldSize)) or \(lower + worldSize)) or another rank count")
+        }
+        if let micro = batch.micro, (batch.global / worldSize) % micro != 0 {
+            throw LockstepError.usage("batch.micro = \(micro) does not divide the per-rank share \(batch.global / worldSize) of batch.global = \(batch.global) over \(worldSize) ranks: use a divisor of \(batch.global / worldSize)")
         }
         guard batch.global <= trainSamples else {
             throw LockstepError.usage("batch.global = \(batch.global) is larger than the \(trainSamples) training samples in \(data.file): lower it")
@@ -174,10 +171,16 @@ public struct Job: Equatable, Sendable {
     /// The learning-rate schedule, with warmup epochs converted to steps.
     public func learningRateSchedule(trainSamples: Int) -> LearningRateSchedule {
         var lr = LearningRateSchedule(baseLR: optimizer.lr, baseBatch: schedule.baseBatch, totalSteps: totalSteps(trainSamples: trainSamples))
+        let stepsPerEpoch = EpochOrder.stepsPerEpoch(samples: trainSamples, globalBatch: batch.global)
         lr.scaling = schedule.scaling
-        lr.warmupSteps = schedule.warmupSteps + schedule.warmupEpochs * EpochOrder.stepsPerEpoch(samples: trainSamples, globalBatch: batch.global)
+        lr.warmup = schedule.warmup
+        lr.warmupSteps = schedule.warmupSteps + schedule.warmupEpochs * stepsPerEpoch
         lr.decay = schedule.decay
+        lr.decayEpochs = schedule.decayEpochs
+        lr.decayFactor = schedule.decayFactor
+        lr.power = schedule.power
         lr.minLR = schedule.minLR
+        lr.stepsPerEpoch = stepsPerEpoch
         return lr
     }
 

@@ -34,22 +34,24 @@ extension Job {
         lines += ["]",
                   "",
                   "[batch]",
-                  "global = \(batch.global)",
-                  "",
-                  "[optimizer]",
-                  "name = \(q(optimizer.name.rawValue))",
-                  "lr = \(optimizer.lr)",
-                  "momentum = \(optimizer.sgd.momentum)",
-                  "nesterov = \(optimizer.sgd.nesterov)",
-                  "weight_decay = \(optimizer.sgd.weightDecay)",
-                  "decay_biases = \(optimizer.sgd.decayBiases)",
-                  "",
+                  "global = \(batch.global)"]
+        if let micro = batch.micro { lines.append("micro = \(micro)") }
+        lines += ["",
+                  "[optimizer]"]
+        lines += optimizer.resolvedLines
+        lines += ["",
                   "[schedule]",
                   "scaling = \(q(schedule.scaling.rawValue))",
                   "base_batch = \(schedule.baseBatch)",
+                  "warmup = \(q(schedule.warmup.rawValue))",
                   "warmup_steps = \(schedule.warmupSteps)",
                   "warmup_epochs = \(schedule.warmupEpochs)",
-                  "decay = \(q(schedule.decay.rawValue))",
+                  "decay = \(q(schedule.decay.rawValue))"]
+        if !schedule.decayEpochs.isEmpty {
+            lines.append("decay_epochs = [\(schedule.decayEpochs.map(String.init).joined(separator: ", "))]")
+        }
+        lines += ["decay_factor = \(schedule.decayFactor)",
+                  "power = \(schedule.power)",
                   "min_lr = \(schedule.minLR)"]
         return lines.joined(separator: "\n") + "\n"
     }

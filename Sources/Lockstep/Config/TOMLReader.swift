@@ -22,6 +22,15 @@ public final class TOMLReader {
         .usage("\(source): \(key(name)): \(message)")
     }
 
+    /// A required key is absent. If a key nobody reads is one typo away, that is the likely cause:
+    /// name it, so the message points at the line to fix.
+    private func missing(_ name: String, _ kind: String) -> LockstepError {
+        if let typo = table.keys.sorted().first(where: { $0 != name && editDistance($0, name) <= 2 }) {
+            return .usage("\(source): \(key(typo)): unknown key (did you mean \(key(name))?); \(key(name)) is required (\(kind))")
+        }
+        return fail(name, "missing; it is required (\(kind))")
+    }
+
     public func has(_ name: String) -> Bool { table.contains(key: name) }
 
     private func value(_ name: String) -> TOMLValueConvertible? {
@@ -32,11 +41,22 @@ public final class TOMLReader {
     public func int(_ name: String, default fallback: Int? = nil, min: Int? = nil) throws -> Int {
         guard let v = value(name) else {
             if let fallback { return fallback }
-            throw fail(name, "missing; it is required (an integer)")
+            throw missing(name, "an integer")
         }
         guard let i = v.int else { throw fail(name, "must be an integer, got \(describe(v))") }
         if let min, i < min { throw fail(name, "must be at least \(min), got \(i)") }
         return i
+    }
+
+    /// An array of integers, e.g. decay_epochs = [30, 60].
+    public func ints(_ name: String, min: Int? = nil) throws -> [Int] {
+        guard let v = value(name) else { throw missing(name, "an array of integers") }
+        guard let array = v.array else { throw fail(name, "must be an array of integers, got \(describe(v))") }
+        return try array.map { element in
+            guard let i = element.int else { throw fail(name, "must hold integers only, got \(describe(element))") }
+            if let min, i < min { throw fail(name, "values must be at least \(min), got \(i)") }
+            return i
+        }
     }
 
     public func optionalInt(_ name: String, min: Int? = nil) throws -> Int? {
@@ -46,7 +66,7 @@ public final class TOMLReader {
     public func double(_ name: String, default fallback: Double? = nil, min: Double? = nil, max: Double? = nil) throws -> Double {
         guard let v = value(name) else {
             if let fallback { return fallback }
-            throw fail(name, "missing; it is required (a number)")
+            throw missing(name, "a number")
         }
         guard let d = v.double ?? v.int.map(Double.init) else { throw fail(name, "must be a number, got \(describe(v))") }
         guard d.isFinite else { throw fail(name, "must be a finite number, got \(d)") }
@@ -64,7 +84,7 @@ public final class TOMLReader {
     public func string(_ name: String, default fallback: String? = nil) throws -> String {
         guard let v = value(name) else {
             if let fallback { return fallback }
-            throw fail(name, "missing; it is required (a string)")
+            throw missing(name, "a string")
         }
         guard let s = v.string else { throw fail(name, "must be a string, got \(describe(v))") }
         return s
@@ -88,7 +108,7 @@ public final class TOMLReader {
 
     /// An array of inline tables, each read by its own reader (prefix "key.N").
     public func tables(_ name: String) throws -> [TOMLReader] {
-        guard let v = value(name) else { throw fail(name, "missing; it is required (an array of tables)") }
+        guard let v = value(name) else { throw missing(name, "an array of tables") }
         guard let array = v.array else { throw fail(name, "must be an array of tables, got \(describe(v))") }
         return try array.enumerated().map { index, element in
             guard let t = element.table else { throw fail("\(name).\(index)", "must be a table like { type = \"dense\", units = 128 }") }

@@ -1,21 +1,34 @@
-// The learning rate at each step (ALGORITHMS.md §1): scaling rule applied to the current global
-// batch, gradual warmup from the base rate, then the main schedule.
+// The learning rate at each step (ALGORITHMS.md §1): the scaling rule applied to the current
+// global batch, warmup from the base rate (gradual or constant), then the main schedule.
 
 public struct LearningRateSchedule: Equatable, Sendable {
     public enum Scaling: String, Sendable, CaseIterable { case none, linear, sqrt }
-    public enum Decay: String, Sendable, CaseIterable { case constant, cosine }
+    public enum Warmup: String, Sendable, CaseIterable {
+        /// Linear from η_base to the scaled η, a constant increment per step (Goyal et al.).
+        case gradual
+        /// Hold η_base for the warmup, then jump to the scaled η.
+        case constant
+    }
+    public enum Decay: String, Sendable, CaseIterable { case constant, step, cosine, polynomial }
 
     /// η_base: the rate tuned for `baseBatch`.
     public var baseLR: Double
     public var scaling: Scaling = .none
     public var baseBatch: Int
-    /// Steps of gradual warmup: linear from η_base to the scaled η, a constant increment per step.
+    public var warmup: Warmup = .gradual
     public var warmupSteps = 0
     public var decay: Decay = .constant
-    /// Floor of the cosine decay.
+    /// Step decay: multiply by `decayFactor` at the start of each of these epochs.
+    public var decayEpochs: [Int] = []
+    public var decayFactor = 0.1
+    /// Polynomial decay: (1 − progress)^power.
+    public var power = 2.0
+    /// Floor of the cosine and polynomial decays.
     public var minLR = 0.0
-    /// Total steps of the run (the cosine reaches `minLR` there).
+    /// Total steps of the run (cosine and polynomial reach `minLR` there).
     public var totalSteps: Int
+    /// Steps per epoch, to place step-decay epochs.
+    public var stepsPerEpoch = 1
 
     public init(baseLR: Double, baseBatch: Int, totalSteps: Int) {
         self.baseLR = baseLR
@@ -37,15 +50,24 @@ public struct LearningRateSchedule: Equatable, Sendable {
     public func lr(step: Int, batch: Int) -> Double {
         let target = scaledLR(batch: batch)
         if step < warmupSteps {
-            return baseLR + (target - baseLR) * Double(step) / Double(warmupSteps)
+            switch warmup {
+            case .gradual: return baseLR + (target - baseLR) * Double(step) / Double(warmupSteps)
+            case .constant: return baseLR
+            }
         }
+        let span = max(totalSteps - warmupSteps, 1)
+        let progress = min(Double(step - warmupSteps) / Double(span), 1)
         switch decay {
         case .constant:
             return target
+        case .step:
+            let epoch = step / max(stepsPerEpoch, 1)
+            let passed = decayEpochs.filter { $0 <= epoch }.count
+            return target * pow(decayFactor, Double(passed))
         case .cosine:
-            let span = max(totalSteps - warmupSteps, 1)
-            let progress = min(Double(step - warmupSteps) / Double(span), 1)
             return minLR + (target - minLR) * 0.5 * (1 + cos(Double.pi * progress))
+        case .polynomial:
+            return minLR + (target - minLR) * pow(1 - progress, power)
         }
     }
 }

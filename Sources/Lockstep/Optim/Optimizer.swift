@@ -7,6 +7,13 @@ public protocol Optimizer: AnyObject {
     func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, lr: Float)
     /// State to checkpoint, by name ("momentum", ...); each buffer is laid out like the parameters.
     var stateBuffers: [(name: String, buffer: FloatBuffer)] { get }
-    /// Scalar state to checkpoint (step counts and the like).
-    var scalarState: [String: Int64] { get set }
+    /// Updates applied so far (Adam's t); checkpointed, and restored on resume.
+    var updates: Int { get set }
+}
+
+/// Layer-wise optimizers (LARS, LAMB) report the trust ratio each parameter tensor got at the
+/// last step, for metrics.jsonl.
+public protocol TrustRatioReporting {
+    var trustRatioNames: [String] { get }
+    var trustRatios: [Double] { get }
 }

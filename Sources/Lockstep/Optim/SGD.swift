@@ -1,5 +1,6 @@
-// SGD with heavy-ball or Nesterov momentum and decoupled-from-the-loss weight decay
-// (ALGORITHMS.md §1): u ← m·u + g;  w ← w − η·u  (Nesterov: w ← w − η·(g + m·u)).
+// SGD with heavy-ball, Nesterov or normalized heavy-ball momentum, and weight decay added to the
+// averaged gradient (ALGORITHMS.md §1): u ← m·u + g;  w ← w − η·u  (Nesterov: w ← w − η·(g + m·u);
+// NSHB: u ← β·u + (1−β)·g).
 // u carries no η, so a learning-rate change needs no momentum correction.
 
 public struct SGDSettings: Equatable, Sendable {
@@ -9,6 +10,8 @@ public struct SGDSettings: Equatable, Sendable {
     public var weightDecay: Double = 0
     /// Apply weight decay to biases too (off by default, as Goyal et al. do).
     public var decayBiases = false
+    /// Normalized heavy ball (NSHB): u ← β·u + (1−β)·g.
+    public var normalized = false
     public init() {}
 }
 
@@ -27,10 +30,13 @@ public final class SGD: Optimizer {
         momentum.map { [("momentum", $0)] } ?? []
     }
 
-    public var scalarState: [String: Int64] = [:]
+    public var updates = 0
 
     public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, lr: Float) {
+        updates += 1
         let m = Float(settings.momentum)
+        // NSHB averages instead of summing: u ← β·u + (1−β)·g.
+        let gain: Float = settings.normalized ? 1 - m : 1
         for view in views {
             let decay: Float = (view.spec.isWeight || settings.decayBiases) ? Float(settings.weightDecay) : 0
             let w = parameters + view.offset
@@ -42,13 +48,13 @@ public final class SGD: Optimizer {
             if settings.nesterov {
                 for i in 0..<view.count {
                     let gi = g[i] + decay * w[i]
-                    let ui = m * u[i] + gi
+                    let ui = m * u[i] + gain * gi
                     u[i] = ui
                     w[i] -= lr * (gi + m * ui)
                 }
             } else {
                 for i in 0..<view.count {
-                    let ui = m * u[i] + (g[i] + decay * w[i])
+                    let ui = m * u[i] + gain * (g[i] + decay * w[i])
                     u[i] = ui
                     w[i] -= lr * ui
                 }

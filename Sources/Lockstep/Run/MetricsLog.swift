@@ -15,13 +15,18 @@ public final class MetricsLog {
     }
 
     /// Appends one object. Values are numbers, or strings when they come as String.
-    public func log(_ fields: KeyValuePairs<String, Any>) {
+    public func log(_ fields: KeyValuePairs<String, Any>) { log(fields.map { ($0.key, $0.value) }) }
+
+    /// Appends one object from fields in order; `[(String, Double)]` values become nested objects.
+    public func log(_ fields: [(String, Any)]) {
         guard let writer else { return }
-        let body = fields.map { key, value -> String in
+        let body = fields.map { (key, value) -> String in
             let rendered: String
             switch value {
             case let s as String: rendered = "\"\(s)\""
             case let d as Double: rendered = d.isFinite ? "\(d)" : "null"
+            case let object as [(String, Double)]:
+                rendered = "{" + object.map { "\"\($0.0)\": \($0.1.isFinite ? "\($0.1)" : "null")" }.joined(separator: ", ") + "}"
             default: rendered = "\(value)"
             }
             return "\"\(key)\": \(rendered)"

@@ -68,10 +68,10 @@ public enum TrainingRun {
         // 3. Model and optimizer, identical on every rank by construction.
         let network = Network(inputWidth: train.width, layers: job.layers, extraGradientSlots: 1)
         network.initialize(seed: job.run.seed)
-        let optimizer: any Optimizer = SGD(views: network.views, parameterCount: network.parameterCount, settings: job.optimizer.sgd)
+        let optimizer = job.optimizer.make(for: network)
         let schedule = job.learningRateSchedule(trainSamples: train.count)
         let trainer = Trainer(comm: comm, network: network, optimizer: optimizer, train: train,
-                              schedule: schedule, seed: job.run.seed, globalBatch: job.batch.global)
+                              schedule: schedule, seed: job.run.seed, globalBatch: job.batch.global, microBatch: job.batch.micro)
 
         // 4. Resume: rank 0 reads the newest complete checkpoint and broadcasts it.
         let resumedFrom = try resume(options.resume, from: checkpointDir, comm: comm, trainer: trainer)
@@ -85,7 +85,7 @@ public enum TrainingRun {
 
         let total = job.totalSteps(trainSamples: train.count)
         let stopAt = min(total, options.stopAfter ?? total)
-        say("lockstep: \(job.run.name) on \(comm.size) rank(s): \(network.parameterCount) parameters, global batch \(job.batch.global) (\(trainer.localBatch) per rank), \(trainer.stepsPerEpoch) steps/epoch, \(total) steps, lr \(schedule.scaledLR(batch: job.batch.global))")
+        say("lockstep: \(job.run.name) on \(comm.size) rank(s): \(network.parameterCount) parameters, global batch \(job.batch.global) (\(trainer.localBatch) per rank\(trainer.microBatch < trainer.localBatch ? " in micro-batches of \(trainer.microBatch)" : "")), \(job.optimizer.name.rawValue), \(trainer.stepsPerEpoch) steps/epoch, \(total) steps, lr \(schedule.scaledLR(batch: job.batch.global))")
         if let from = resumedFrom { say("resumed at step \(from.step) (epoch \(from.epoch))") }
 
         // 6. The loop.
@@ -103,8 +103,13 @@ public enum TrainingRun {
             let p = trainer.position
             if p.step % job.run.logEvery == 0 || p.step == 1 || p.step == stopAt {
                 let now = Clock.now()
-                metrics.log(["step": p.step, "epoch": p.epoch, "loss": loss, "lr": lr, "batch": job.batch.global,
-                             "samples": p.samplesSeen, "time": now - started])
+                var fields: [(String, Any)] = [("step", p.step), ("epoch", p.epoch), ("loss", loss), ("lr", lr),
+                                               ("batch", job.batch.global), ("samples", p.samplesSeen),
+                                               ("grad_norm", trainer.gradientNorm), ("time", now - started)]
+                if let layerWise = optimizer as? TrustRatioReporting {
+                    fields.append(("trust", Array(zip(layerWise.trustRatioNames, layerWise.trustRatios))))
+                }
+                metrics.log(fields)
                 let rate = Double(job.batch.global * (p.step - windowStartStep)) / max(now - windowStart, 1e-9)
                 say("step \(p.step)/\(total) epoch \(p.epoch) loss \(format(loss, 4)) lr \(format(lr, 5)) (\(Int(rate)) samples/s)")
                 (windowStart, windowStartStep) = (now, p.step)
@@ -146,9 +151,10 @@ public enum TrainingRun {
             Console.info("resuming from \(newest)" + (contents.worldSize != comm.size ? " (written by \(contents.worldSize) ranks, now \(comm.size): same data order, summation order differs)" : ""))
             return contents
         }
-        var header: [Int64] = [0, 0, 0, 0, 0]
+        var header: [Int64] = [0, 0, 0, 0, 0, 0]
         if let c = contents {
-            header = [1, Int64(c.position.step), Int64(c.position.epoch), Int64(c.position.epochStep), Int64(c.position.samplesSeen)]
+            header = [1, Int64(c.position.step), Int64(c.position.epoch), Int64(c.position.epochStep), Int64(c.position.samplesSeen),
+                      Int64(c.optimizerUpdates)]
             network.parameters.copy(from: c.parameters)
             for (name, buffer) in trainer.optimizer.stateBuffers { buffer.copy(from: c.state[name]!) }
         }
@@ -164,6 +170,7 @@ public enum TrainingRun {
         position.epoch = Int(header[2])
         position.epochStep = Int(header[3])
         position.samplesSeen = Int(header[4])
+        trainer.optimizer.updates = Int(header[5])
         trainer.restore(position)
         return position
     }

@@ -1,5 +1,6 @@
-// The step loop's body: gather this rank's share of the global batch, forward, loss, backward,
-// one allreduce of [gradients, loss], update. Every buffer is sized at init; `step` allocates nothing.
+// The step loop's body: gather this rank's share of the global batch (in micro-batches when
+// accumulating), forward, loss, backward, one allreduce of [gradients, loss], update.
+// Every buffer is sized at init; `step` allocates nothing.
 
 public final class Trainer {
     public let comm: Communicator
@@ -10,6 +11,8 @@ public final class Trainer {
     public let seed: UInt64
     public let globalBatch: Int
     public let localBatch: Int
+    /// Rows per forward/backward pass; the rank's share is `localBatch / microBatch` passes.
+    public let microBatch: Int
     public let stepsPerEpoch: Int
     public private(set) var position = TrainingPosition()
 
@@ -24,7 +27,7 @@ public final class Trainer {
     public static let evaluationChunk = 1000
 
     public init(comm: Communicator, network: Network, optimizer: any Optimizer, train: Dataset,
-                schedule: LearningRateSchedule, seed: UInt64, globalBatch: Int) {
+                schedule: LearningRateSchedule, seed: UInt64, globalBatch: Int, microBatch: Int? = nil) {
         precondition(globalBatch % comm.size == 0, "validated by Job.validate")
         self.comm = comm
         self.network = network
@@ -34,9 +37,11 @@ public final class Trainer {
         self.seed = seed
         self.globalBatch = globalBatch
         localBatch = globalBatch / comm.size
+        self.microBatch = microBatch ?? localBatch
+        precondition(localBatch % self.microBatch == 0, "validated by Job.validate")
         stepsPerEpoch = EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: globalBatch)
         order = [Int32](repeating: 0, count: train.count)
-        capacity = max(localBatch, Self.evaluationChunk)
+        capacity = max(self.microBatch, Self.evaluationChunk)
         input = FloatBuffer(count: capacity * train.width)
         labels = .allocate(capacity: capacity)
         network.reserve(batch: capacity)
@@ -58,16 +63,21 @@ public final class Trainer {
             orderEpoch = position.epoch
         }
         let window = EpochOrder.localWindow(step: position.epochStep, globalBatch: globalBatch, rank: comm.rank, ranks: comm.size)
-        order.withUnsafeBufferPointer { all in
-            train.gather(UnsafeBufferPointer(rebasing: all[window]), x: input.pointer, y: labels)
+        var localLoss = 0.0
+        for micro in 0..<(localBatch / microBatch) {
+            let start = window.lowerBound + micro * microBatch
+            order.withUnsafeBufferPointer { all in
+                train.gather(UnsafeBufferPointer(rebasing: all[start..<(start + microBatch)]), x: input.pointer, y: labels)
+            }
+            let logits = network.forward(input.pointer, batch: microBatch)
+            let dlogits = network.logitGradient
+            // Scaled by 1/B (global), so the allreduce-sum over ranks is the global-batch mean.
+            localLoss += SoftmaxCrossEntropy.lossAndGradient(
+                logits: logits, labels: labels, dlogits: dlogits, batch: microBatch,
+                classes: network.classes, scale: 1 / Float(globalBatch))
+            // The first pass writes the gradients, later ones add to them: no zeroing pass needed.
+            network.backward(input.pointer, dlogits: dlogits, batch: microBatch, accumulate: micro > 0)
         }
-        let logits = network.forward(input.pointer, batch: localBatch)
-        let dlogits = network.logitGradient
-        // Scaled by 1/B (global), so the allreduce-sum over ranks is the global-batch mean.
-        let localLoss = SoftmaxCrossEntropy.lossAndGradient(
-            logits: logits, labels: labels, dlogits: dlogits, batch: localBatch,
-            classes: network.classes, scale: 1 / Float(globalBatch))
-        network.backward(input.pointer, dlogits: dlogits, batch: localBatch, accumulate: false)
 
         // One collective per step: the loss sum rides in the slot after the gradients.
         let p = network.parameterCount
@@ -85,6 +95,9 @@ public final class Trainer {
         position.samplesSeen += globalBatch
         return (loss, lr)
     }
+
+    /// ‖ḡ‖ of the last step's averaged gradient (before weight decay). One pass; call it only when logging.
+    public var gradientNorm: Double { Norms.l2(network.gradients.pointer, network.parameterCount) }
 
     /// Whether the step just taken finished an epoch.
     public var atEpochEnd: Bool { position.epochStep == stepsPerEpoch }

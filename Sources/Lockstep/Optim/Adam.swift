@@ -1,0 +1,60 @@
+// Adam and AdamW (Kingma & Ba; Loshchilov & Hutter):
+//   m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;  m̂ = m/(1−β1^t);  v̂ = v/(1−β2^t)
+//   Adam:  g includes λ·w (L2, coupled);  w ← w − η·m̂/(√v̂ + ε)
+//   AdamW: w ← w − η·(m̂/(√v̂ + ε) + λ·w)   (decoupled: the decay skips the moments)
+
+public struct AdamSettings: Equatable, Sendable {
+    public var beta1 = 0.9
+    public var beta2 = 0.999
+    public var epsilon = 1e-8
+    public var weightDecay = 0.0
+    /// AdamW: decay the weights directly instead of adding λ·w to the gradient.
+    public var decoupled = false
+    public var decayBiases = false
+    public init() {}
+}
+
+public final class Adam: Optimizer {
+    private let views: [ParameterView]
+    private let settings: AdamSettings
+    private let m: FloatBuffer
+    private let v: FloatBuffer
+    public var updates = 0
+
+    public init(views: [ParameterView], parameterCount: Int, settings: AdamSettings) {
+        self.views = views
+        self.settings = settings
+        m = FloatBuffer(count: parameterCount)
+        v = FloatBuffer(count: parameterCount)
+    }
+
+    public var stateBuffers: [(name: String, buffer: FloatBuffer)] { [("m", m), ("v", v)] }
+
+    public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, lr: Float) {
+        updates += 1
+        let t = Double(updates)
+        let b1 = Float(settings.beta1), b2 = Float(settings.beta2), eps = Float(settings.epsilon)
+        // Bias corrections folded into two scalars per step.
+        let c1 = Float(1 / (1 - pow(settings.beta1, t)))
+        let c2 = Float(1 / (1 - pow(settings.beta2, t)))
+        for view in views {
+            let decay: Float = (view.spec.isWeight || settings.decayBiases) ? Float(settings.weightDecay) : 0
+            let coupled: Float = settings.decoupled ? 0 : decay
+            let decoupled: Float = settings.decoupled ? decay : 0
+            let w = parameters + view.offset, g = gradients + view.offset
+            let mm = m.pointer + view.offset, vv = v.pointer + view.offset
+            for i in 0..<view.count {
+                let gi = g[i] + coupled * w[i]
+                let mi = b1 * mm[i] + (1 - b1) * gi
+                let vi = b2 * vv[i] + (1 - b2) * gi * gi
+                mm[i] = mi
+                vv[i] = vi
+                w[i] -= lr * ((mi * c1) / ((vi * c2).squareRoot() + eps) + decoupled * w[i])
+            }
+        }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
