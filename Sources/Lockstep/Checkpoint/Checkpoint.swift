@@ -123,7 +123,7 @@ public enum Checkpoint {
             parameters: parameters, optimizerUpdates: Int(try file.int64Attribute("optimizer_updates")), state: state)
     }
 
-    /// Complete checkpoints in `folder`, oldest first (temporary files are never listed).
+    /// Complete checkpoints in `folder`, oldest (lowest step) first; temporary files are never listed.
     public static func list(in folder: String) -> [String] {
         guard let dir = opendir(folder) else { return [] }
         defer { closedir(dir) }
@@ -132,7 +132,9 @@ public enum Checkpoint {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             if name.hasPrefix("step-") && name.hasSuffix(".h5") { names.append(name) }
         }
-        return names.sorted().map { folder + "/" + $0 }
+        // By step number, not by name: past 8 digits the zero padding no longer orders them.
+        let step: (String) -> Int = { Int($0.dropFirst(5).dropLast(3)) ?? -1 }
+        return names.sorted { step($0) < step($1) }.map { folder + "/" + $0 }
     }
 
     private static func readTensor(_ file: HDF5File, _ path: String, view: ParameterView) throws -> [Float] {

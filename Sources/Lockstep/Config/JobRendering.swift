@@ -3,8 +3,23 @@
 
 extension Job {
     public var resolvedTOML: String {
+        /// A TOML basic string: backslash, quote and control characters escaped.
         func q(_ s: String) -> String {
-            "\"" + s.replacingAll("\\", "\\\\").replacingAll("\"", "\\\"") + "\""
+            var out = "\""
+            for scalar in s.unicodeScalars {
+                switch scalar {
+                case "\\": out += "\\\\"
+                case "\"": out += "\\\""
+                case "\n": out += "\\n"
+                case "\t": out += "\\t"
+                case "\r": out += "\\r"
+                case _ where scalar.value < 0x20 || scalar.value == 0x7F:
+                    let hex = String(scalar.value, radix: 16, uppercase: true)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                default: out.unicodeScalars.append(scalar)
+                }
+            }
+            return out + "\""
         }
         var lines: [String] = []
         lines += ["[run]",

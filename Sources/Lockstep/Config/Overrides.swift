@@ -8,7 +8,7 @@ enum Overrides {
         guard let eq = assignment.firstIndex(of: "=") else {
             throw LockstepError.usage("--set \(assignment): expected key=value, e.g. --set run.steps=20")
         }
-        let path = assignment[..<eq].split(separator: ".").map(String.init)
+        let path = assignment[..<eq].split(separator: ".", omittingEmptySubsequences: false).map(String.init)
         let text = String(assignment[assignment.index(after: eq)...])
         guard !path.isEmpty, path.allSatisfy({ !$0.isEmpty }) else {
             throw LockstepError.usage("--set \(assignment): the key must look like section.key, e.g. run.steps")

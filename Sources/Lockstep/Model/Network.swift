@@ -120,7 +120,10 @@ public final class Network {
     }
 
     /// A scratch buffer for dL/dlogits of up to `reserve`d rows.
-    public var logitGradient: UnsafeMutablePointer<Float> { scratch[(layers.count) % 2].pointer }
+    public var logitGradient: UnsafeMutablePointer<Float> {
+        precondition(capacity > 0, "Network.reserve(batch:) must be called before training")
+        return scratch[layers.count % 2].pointer
+    }
 
     /// Checksum of the parameters, compared across ranks after init and after resume.
     public var parameterChecksum: UInt64 {

@@ -1,0 +1,78 @@
+// `lockstep plot`: test accuracy (or loss) against epoch or samples for several arms, each the
+// mean ± sd over its runs (seeds), as an SVG; and a Markdown table of the final values.
+
+import ArgumentParser
+import Lockstep
+
+struct Plot: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Plot evaluations of several arms (mean ± sd over their runs) and print a table of final values.",
+        discussion: "Each ARM is LABEL=RUNDIR[,RUNDIR...] (split at the last \"=\", so labels may contain \"=\"), e.g. \"batch 64=runs/b64-s1,runs/b64-s2,runs/b64-s3\".")
+
+    @Argument(help: ArgumentHelp("Arms: LABEL=RUNDIR[,RUNDIR...].", valueName: "arm"))
+    var arms: [String]
+
+    @Option(help: "What to plot: accuracy or loss (of the test split).")
+    var metric = "accuracy"
+
+    @Option(help: "Horizontal axis: epoch or samples.")
+    var x = "epoch"
+
+    @Option(name: .shortAndLong, help: "The SVG file to write.")
+    var output: String
+
+    @Option(help: "Plot title.")
+    var title = "Test accuracy"
+
+    func validate() throws {
+        guard ["accuracy", "loss"].contains(metric) else { throw ValidationError("--metric must be accuracy or loss") }
+        guard ["epoch", "samples"].contains(x) else { throw ValidationError("--x must be epoch or samples") }
+    }
+
+    func run() throws {
+        var series: [SVGPlot.Series] = []
+        Console.info("| arm | runs | final test \(metric) (mean ± sd) | best test \(metric) (mean ± sd) |")
+        Console.info("| --- | --- | --- | --- |")
+        for arm in arms {
+            guard let eq = arm.lastIndex(of: "=") else { throw LockstepError.usage("\(arm): an arm is LABEL=RUNDIR[,RUNDIR...]") }
+            let label = String(arm[..<eq])
+            let all = try arm[arm.index(after: eq)...].split(separator: ",").map { try RunMetrics(directory: String($0)) }
+            // A run that diverged (stopped on a non-finite loss) has no evaluation: count it, plot the rest.
+            let runs = all.filter { run in run.evaluations.contains { $0.split == "test" } }
+            let failed = all.count - runs.count
+            let curves = runs.map { run in run.evaluations.filter { $0.split == "test" } }
+            guard let shortest = curves.map(\.count).min(), shortest > 0 else {
+                Console.info("| \(label) | \(all.count) | diverged in \(failed)/\(all.count) runs | — |")
+                continue
+            }
+            let value: (RunMetrics.Evaluation) -> Double = { metric == "accuracy" ? $0.accuracy * 100 : $0.loss }
+            var points: [(x: Double, mean: Double, sd: Double)] = []
+            for i in 0..<shortest {
+                let (mean, sd) = meanAndSD(curves.map { value($0[i]) })
+                let e = curves[0][i]
+                // Epochs count from 1 at the end of the first epoch.
+                let xValue = x == "epoch" ? Double(e.epoch + 1) : Double(runs[0].training.last { $0.step <= e.step }?.samples ?? 0)
+                points.append((xValue, mean, sd))
+            }
+            series.append(SVGPlot.Series(label: label, points: points))
+            let finals = meanAndSD(curves.map { value($0[shortest - 1]) })
+            let bests = meanAndSD(curves.map { c in metric == "accuracy" ? c.map(value).max()! : c.map(value).min()! })
+            let unit = metric == "accuracy" ? " %" : ""
+            let note = failed > 0 ? " (\(failed) of \(all.count) runs diverged, not included)" : ""
+            Console.info("| \(label) | \(all.count) | \(fixed(finals.mean)) ± \(fixed(finals.sd))\(unit)\(note) | \(fixed(bests.mean)) ± \(fixed(bests.sd))\(unit) |")
+        }
+        var plot = SVGPlot(title: title, xLabel: x == "epoch" ? "epoch" : "training samples processed",
+                           yLabel: metric == "accuracy" ? "test accuracy (%)" : "test loss", series: series)
+        plot.logY = metric == "loss"
+        try writeTextFileAtomically(output, plot.render())
+        Console.info("wrote \(output)")
+    }
+
+    private func fixed(_ v: Double) -> String {
+        guard v.isFinite else { return "n/a" }
+        let scaled = (v * 100).rounded() / 100
+        let whole = Int(scaled.magnitude)
+        let cents = Int(((scaled.magnitude - Double(whole)) * 100).rounded())
+        return (v < 0 ? "-" : "") + "\(whole)." + (cents < 10 ? "0" : "") + "\(cents)"
+    }
+}

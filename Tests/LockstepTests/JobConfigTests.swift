@@ -1,0 +1,294 @@
+// Job.parse: documented defaults, one-line usage errors naming the key, --set overrides, validate, resolvedTOML.
+import Testing
+import Lockstep
+
+@Suite struct JobConfigTests {
+    static let minimal = """
+        [data]
+        file = "data/fashion.h5"
+
+        [model]
+        layers = [{ units = 16 }, { units = 10 }]
+
+        [batch]
+        global = 128
+
+        [optimizer]
+        lr = 0.1
+        """
+
+    static func parse(_ text: String = minimal, overrides: [String] = []) throws -> Job {
+        try Job.parse(text, source: "jobs/mlp.toml", overrides: overrides)
+    }
+
+    /// `minimal` with `line` appended to the end of `[section]` (sections appear once each).
+    static func with(_ section: String, _ line: String) -> String {
+        if minimal.contains("[\(section)]\n") {
+            return minimal.replacingOccurrences("[\(section)]\n", "[\(section)]\n\(line)\n")
+        }
+        return minimal + "\n\n[\(section)]\n\(line)\n"
+    }
+
+    @Test func minimalJobGetsDocumentedDefaults() throws {
+        let job = try Self.parse()
+        #expect(job.run.name == "mlp", "the name defaults to the job file's stem")
+        #expect(job.run.seed == 0)
+        #expect(job.run.epochs == 1)
+        #expect(job.run.steps == nil)
+        #expect(job.run.out == "runs/mlp")
+        #expect(job.run.logEvery == 10)
+        #expect(job.run.evalEvery == 0)
+        #expect(job.run.checkpointEvery == 0)
+        #expect(job.run.keepCheckpoints == 3)
+        #expect(job.data.file == "data/fashion.h5")
+        #expect([job.data.trainX, job.data.trainY, job.data.testX, job.data.testY] == ["/train/x", "/train/y", "/test/x", "/test/y"])
+        #expect(job.data.normalization == .scale)
+        #expect(job.layers == [LayerSpec(type: "dense", units: 16, activation: .relu),
+                               LayerSpec(type: "dense", units: 10, activation: .identity)],
+                "hidden layers default to relu, the logit layer to identity")
+        #expect(job.batch.global == 128)
+        #expect(job.batch.micro == nil)
+        #expect(job.optimizer.name == .sgd)
+        #expect(job.optimizer.lr == 0.1)
+        #expect(job.optimizer.sgd == SGDSettings())
+        #expect(job.optimizer.sgd.momentum == 0 && !job.optimizer.sgd.nesterov)
+        #expect(job.optimizer.sgd.weightDecay == 0 && !job.optimizer.sgd.decayBiases)
+        #expect(job.schedule.scaling == .none)
+        #expect(job.schedule.baseBatch == 128, "base_batch defaults to batch.global")
+        #expect(job.schedule.warmup == .gradual)
+        #expect(job.schedule.warmupSteps == 0 && job.schedule.warmupEpochs == 0)
+        #expect(job.schedule.decay == .constant)
+        #expect(job.schedule.decayEpochs.isEmpty && job.schedule.decayFactor == 0.1 && job.schedule.power == 2)
+        #expect(job.schedule.minLR == 0)
+    }
+
+    @Test func fullJobParses() throws {
+        let job = try Self.parse("""
+            [run]
+            name = "big"
+            seed = 17
+            epochs = 4
+            steps = 300
+            out = "/tmp/runs/big"
+            log_every = 5
+            eval_every = 50
+            checkpoint_every = 100
+            keep_checkpoints = 2
+
+            [data]
+            file = "d.h5"
+            train_x = "/a/x"
+            train_y = "/a/y"
+            test_x = "/b/x"
+            test_y = "/b/y"
+            normalization = "standardize"
+
+            [model]
+            layers = [{ type = "dense", units = 32, activation = "identity" }, { units = 8, activation = "relu" }, { units = 3 }]
+
+            [batch]
+            global = 512
+
+            [optimizer]
+            name = "sgd"
+            lr = 0.05
+            momentum = 0.9
+            nesterov = true
+            weight_decay = 5e-4
+            decay_biases = true
+
+            [schedule]
+            scaling = "sqrt"
+            base_batch = 128
+            warmup_epochs = 2
+            decay = "cosine"
+            min_lr = 1e-5
+            """)
+        #expect(job.run.name == "big" && job.run.seed == 17 && job.run.epochs == 4 && job.run.steps == 300)
+        #expect(job.run.out == "/tmp/runs/big" && job.run.logEvery == 5 && job.run.evalEvery == 50)
+        #expect(job.run.checkpointEvery == 100 && job.run.keepCheckpoints == 2)
+        #expect(job.data.trainX == "/a/x" && job.data.testY == "/b/y" && job.data.normalization == .standardize)
+        #expect(job.layers.map(\.units) == [32, 8, 3])
+        #expect(job.layers.map(\.activation) == [.identity, .relu, .identity])
+        #expect(job.optimizer.sgd.momentum == 0.9 && job.optimizer.sgd.nesterov)
+        #expect(job.optimizer.sgd.weightDecay == 5e-4 && job.optimizer.sgd.decayBiases)
+        #expect(job.schedule.scaling == .sqrt && job.schedule.baseBatch == 128 && job.schedule.warmupEpochs == 2)
+        #expect(job.schedule.decay == .cosine && job.schedule.minLR == 1e-5)
+        // Derived: run.steps wins over epochs; warmup epochs become steps of floor(N / B).
+        #expect(job.totalSteps(trainSamples: 10_000) == 300)
+        let lr = job.learningRateSchedule(trainSamples: 10_000)
+        #expect(lr.warmupSteps == 2 * (10_000 / 512))
+        #expect(lr.totalSteps == 300 && lr.baseLR == 0.05 && lr.baseBatch == 128)
+        #expect(lr.scaling == .sqrt && lr.decay == .cosine && lr.minLR == 1e-5)
+        let byEpochs = try Self.parse(Self.with("run", "epochs = 3"))
+        #expect(byEpochs.totalSteps(trainSamples: 1000) == 3 * 7)
+    }
+
+    @Test func misspelledKeySuggestsTheRightOne() {
+        // Alongside the real key: the leftover key is named with a suggestion.
+        expectUsage(["optimizer.lrr", "did you mean optimizer.lr"]) {
+            try Self.parse(Self.with("optimizer", "lrr = 0.2"))
+        }
+        expectUsage(["optimizer.momentun", "did you mean optimizer.momentum"]) {
+            try Self.parse(Self.with("optimizer", "momentun = 0.9"))
+        }
+        expectUsage(["model.layers.1.activaton", "did you mean model.layers.1.activation"]) {
+            try Self.parse(Self.minimal.replacingOccurrences("{ units = 10 }", "{ units = 10, activaton = \"relu\" }"))
+        }
+        expectUsage(["optimiser", "did you mean optimizer"]) {
+            try Self.parse(Self.minimal + "\n[optimiser]\nlr = 0.1\n")
+        }
+    }
+
+    @Test func misspelledRequiredKeyIsNamed() {
+        // The realistic typo: `lrr` instead of `lr`. The message names the key the user wrote.
+        expectUsage(["optimizer.lrr", "did you mean optimizer.lr"]) {
+            try Self.parse(Self.minimal.replacingOccurrences("lr = 0.1", "lrr = 0.1"))
+        }
+        expectUsage(["batch.globl", "did you mean batch.global"]) {
+            try Self.parse(Self.minimal.replacingOccurrences("global = 128", "globl = 128"))
+        }
+    }
+
+    @Test func unknownSectionIsNamed() {
+        expectUsage(["telemetry", "unknown key"]) {
+            try Self.parse(Self.minimal + "\n[telemetry]\nenabled = true\n")
+        }
+    }
+
+    @Test func wrongTypesAndImpossibleValues() {
+        expectUsage(["batch.global", "integer", "big"]) { try Self.parse(Self.minimal.replacingOccurrences("global = 128", "global = \"big\"")) }
+        expectUsage(["batch.global", "at least 1"]) { try Self.parse(Self.minimal.replacingOccurrences("global = 128", "global = 0")) }
+        expectUsage(["optimizer.lr", "at least 0"]) { try Self.parse(Self.minimal.replacingOccurrences("lr = 0.1", "lr = -0.1")) }
+        expectUsage(["optimizer.lr", "number"]) { try Self.parse(Self.minimal.replacingOccurrences("lr = 0.1", "lr = \"fast\"")) }
+        expectUsage(["optimizer.lr", "finite"]) { try Self.parse(Self.minimal.replacingOccurrences("lr = 0.1", "lr = nan")) }
+        expectUsage(["optimizer.momentum", "at most"]) { try Self.parse(Self.with("optimizer", "momentum = 1.5")) }
+        expectUsage(["optimizer.nesterov", "true or false"]) { try Self.parse(Self.with("optimizer", "nesterov = 1")) }
+        expectUsage(["run.steps", "at least 1"]) { try Self.parse(Self.with("run", "steps = 0")) }
+        expectUsage(["run.seed", "at least 0"]) { try Self.parse(Self.with("run", "seed = -3")) }
+        expectUsage(["run", "table"]) { try Self.parse("run = 3\n" + Self.minimal) }
+        expectUsage(["model.layers", "array"]) { try Self.parse(Self.minimal.replacingOccurrences("layers = [{ units = 16 }, { units = 10 }]", "layers = 3")) }
+        expectUsage(["model.layers", "at least one"]) { try Self.parse(Self.minimal.replacingOccurrences("layers = [{ units = 16 }, { units = 10 }]", "layers = []")) }
+        expectUsage(["model.layers", "at least 2"]) { try Self.parse(Self.minimal.replacingOccurrences("{ units = 10 }", "{ units = 1 }")) }
+        expectUsage(["model.layers.0.type", "conv"]) { try Self.parse(Self.minimal.replacingOccurrences("{ units = 16 }", "{ type = \"conv\", units = 16 }")) }
+        expectUsage(["schedule.scaling", "\"linear\""]) { try Self.parse(Self.with("schedule", "scaling = \"quadratic\"")) }
+        expectUsage(["schedule", "warmup_steps or warmup_epochs"]) { try Self.parse(Self.with("schedule", "warmup_steps = 3\nwarmup_epochs = 1")) }
+        expectUsage(["optimizer.name", "rmsprop", "\"sgd\""]) { try Self.parse(Self.with("optimizer", "name = \"rmsprop\"")) }
+        expectUsage(["optimizer.beta2", "sgd", "adam"]) { try Self.parse(Self.with("optimizer", "beta2 = 0.99")) }
+        expectUsage(["optimizer.nesterov", "nshb"]) { try Self.parse(Self.with("optimizer", "name = \"nshb\"\nnesterov = true")) }
+        expectUsage(["schedule.decay_epochs"]) { try Self.parse(Self.with("schedule", "decay = \"step\"")) }
+        expectUsage(["schedule.decay_epochs", "integers"]) { try Self.parse(Self.with("schedule", "decay = \"step\"\ndecay_epochs = [\"a\"]")) }
+        expectUsage(["batch.micro", "at least 1"]) { try Self.parse(Self.with("batch", "micro = 0")) }
+    }
+
+    @Test func missingRequiredKeys() {
+        expectUsage(["data.file", "missing"]) { try Self.parse(Self.minimal.replacingOccurrences("file = \"data/fashion.h5\"", "")) }
+        expectUsage(["optimizer.lr", "missing"]) { try Self.parse(Self.minimal.replacingOccurrences("lr = 0.1", "")) }
+        expectUsage(["batch.global", "missing"]) { try Self.parse(Self.minimal.replacingOccurrences("global = 128", "")) }
+        expectUsage(["model.layers", "missing"]) { try Self.parse(Self.minimal.replacingOccurrences("layers = [{ units = 16 }, { units = 10 }]", "")) }
+        expectUsage(["model.layers.0.units", "missing"]) { try Self.parse(Self.minimal.replacingOccurrences("{ units = 16 }", "{ activation = \"relu\" }")) }
+    }
+
+    @Test func badActivationNamesTheLayer() {
+        expectUsage(["model.layers.0.activation", "tanh", "\"relu\"", "\"identity\""]) {
+            try Self.parse(Self.minimal.replacingOccurrences("{ units = 16 }", "{ units = 16, activation = \"tanh\" }"))
+        }
+    }
+
+    @Test func tomlSyntaxErrorGivesTheLine() {
+        // Line 8 of `minimal` is `global = 128`; break it.
+        let text = Self.minimal.replacingOccurrences("global = 128", "global = 12 8")
+        expectUsage(["jobs/mlp.toml:8:", "TOML syntax error"]) { try Self.parse(text) }
+        expectUsage(["jobs/mlp.toml:1:", "TOML syntax error"]) { try Self.parse("[run\nname = 1\n") }
+    }
+
+    @Test func nesterovNeedsMomentum() {
+        expectUsage(["optimizer.nesterov", "momentum"]) { try Self.parse(Self.with("optimizer", "nesterov = true")) }
+        #expect(throws: Never.self) { try Self.parse(Self.with("optimizer", "nesterov = true\nmomentum = 0.9")) }
+    }
+
+    @Test func overridesTakeEffect() throws {
+        let job = try Self.parse(overrides: ["run.steps=20", "optimizer.lr=0.5", "model.layers=[{units=4}, {units=3}]"])
+        #expect(job.run.steps == 20)
+        #expect(job.optimizer.lr == 0.5)
+        #expect(job.layers == [LayerSpec(units: 4, activation: .relu), LayerSpec(units: 3, activation: .identity)])
+        // A bare word is a string; a section absent from the file is created; later overrides win.
+        let more = try Self.parse(overrides: ["schedule.scaling=linear", "run.name=x", "run.name=\"y\"", "optimizer.momentum=0.9"])
+        #expect(more.schedule.scaling == .linear)
+        #expect(more.run.name == "y" && more.run.out == "runs/y")
+        #expect(more.optimizer.sgd.momentum == 0.9)
+        // Overrides are validated like the file.
+        expectUsage(["optimizer.lr", "number"]) { try Self.parse(overrides: ["optimizer.lr=fast"]) }
+        expectUsage(["optimizer.lrr", "did you mean optimizer.lr"]) { try Self.parse(overrides: ["optimizer.lrr=0.5"]) }
+        expectUsage(["--set", "key=value"]) { try Self.parse(overrides: ["run.steps"]) }
+        expectUsage(["--set", "section.key"]) { try Self.parse(overrides: ["=3"]) }
+        expectUsage(["--set", "not a table"]) { try Self.parse(overrides: ["optimizer.lr.x=3"]) }
+    }
+
+    @Test func overrideWithEmptyKeyPartIsRejected() {
+        expectUsage(["--set", "section.key"]) { try Self.parse(overrides: ["run..steps=3"]) }
+    }
+
+    @Test func validateAgainstWorldSizeAndData() throws {
+        let job = try Self.parse()
+        let message = expectUsage(["batch.global", "3"]) { try job.validate(worldSize: 3, trainSamples: 1000) }
+        #expect(message?.contains("129") == true || message?.contains("126") == true, "suggests a multiple of 3: \(message ?? "")")
+        expectUsage(["batch.global", "100"]) { try job.validate(worldSize: 1, trainSamples: 100) }
+        for p in [1, 2, 4, 8, 128] {
+            #expect(throws: Never.self) { try job.validate(worldSize: p, trainSamples: 1000) }
+        }
+        // Micro-batches must divide each rank's share: 128 / 2 ranks = 64, and 24 does not divide it.
+        let micro = try Self.parse(Self.with("batch", "micro = 24"))
+        expectUsage(["batch.micro", "64"]) { try micro.validate(worldSize: 2, trainSamples: 1000) }
+        #expect(throws: Never.self) { try Self.parse(Self.with("batch", "micro = 16")).validate(worldSize: 2, trainSamples: 1000) }
+    }
+
+    @Test func resolvedTOMLRoundTrips() throws {
+        let plain = try Self.parse()
+        #expect(try Job.parse(plain.resolvedTOML, source: "elsewhere.toml") == plain)
+        let busy = try Self.parse(overrides: [
+            "run.name=\"quote \\\" and \\\\ back\"", "run.seed=123456789", "run.steps=77", "data.normalization=none",
+            "optimizer.lr=0.0003", "optimizer.momentum=0.95", "optimizer.nesterov=true", "optimizer.weight_decay=1e-5",
+            "optimizer.decay_biases=true", "schedule.scaling=linear", "schedule.base_batch=32", "schedule.warmup_steps=9",
+            "schedule.decay=cosine", "schedule.min_lr=1e-7",
+            "model.layers=[{units=7, activation=\"identity\"}, {units=5}, {units=2, activation=\"relu\"}]",
+        ])
+        #expect(busy.run.name == "quote \" and \\ back")
+        let text = busy.resolvedTOML
+        let again = try Job.parse(text, source: "elsewhere.toml")
+        #expect(again == busy, "resolvedTOML:\n\(text)")
+        #expect(again.resolvedTOML == text)
+    }
+
+    @Test(arguments: ["sgd", "nshb", "adam", "adamw", "lars", "lamb"])
+    func resolvedTOMLRoundTripsEveryOptimizer(name: String) throws {
+        let job = try Self.parse(overrides: ["optimizer.name=\"\(name)\"", "optimizer.weight_decay=0.01", "batch.micro=32",
+                                             "schedule.decay=\"step\"", "schedule.decay_epochs=[3, 6]", "schedule.warmup=\"constant\""])
+        #expect(job.optimizer.name.rawValue == name)
+        #expect(try Job.parse(job.resolvedTOML, source: "x.toml") == job, "resolvedTOML:\n\(job.resolvedTOML)")
+    }
+
+    @Test func resolvedTOMLEscapesControlCharacters() throws {
+        // A TOML basic string may hold \n or \t; resolvedTOML must write them back escaped.
+        let job = try Self.parse(overrides: ["run.name=\"a\\tb\\nc\""])
+        #expect(job.run.name == "a\tb\nc")
+        let again = try Job.parse(job.resolvedTOML, source: "x.toml")
+        #expect(again == job)
+    }
+
+    @Test func loadReportsMissingFile() {
+        expectUsage(["/nonexistent/job.toml"]) { try Job.load("/nonexistent/job.toml") }
+    }
+}
+
+extension String {
+    /// Foundation-free replace-all, for editing job text in tests.
+    func replacingOccurrences(_ target: String, _ replacement: String) -> String {
+        var result = "", rest = Substring(self)
+        while let range = rest.range(of: target) {
+            result += rest[..<range.lowerBound] + replacement
+            rest = rest[range.upperBound...]
+        }
+        return result + rest
+    }
+}

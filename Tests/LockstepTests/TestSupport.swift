@@ -1,0 +1,105 @@
+// Shared helpers for the in-process tests: temporary folders, usage-error assertions, random data.
+import Testing
+import Lockstep
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Parent of every suite that touches files through HDF5 or spawns a process. Serialized because a
+/// spawned child inherits open HDF5 descriptors and their flock() locks, which makes a concurrent
+/// H5Fopen of the same file fail; HDF5 serializes its calls internally anyway, so nothing is lost.
+@Suite(.serialized) struct FileTests {}
+
+/// A fresh folder under /tmp (mkdtemp), removed with everything in it when released.
+final class TemporaryDirectory {
+    let path: String
+
+    init() throws {
+        var template = Array("/tmp/lockstep-unit-XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw LockstepError.runtime("mkdtemp failed")
+        }
+        path = String(cString: made)
+    }
+
+    deinit { Self.remove(path) }
+
+    func file(_ name: String) -> String { path + "/" + name }
+
+    private static func remove(_ path: String) {
+        if let dir = opendir(path) {
+            while let entry = readdir(dir) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) {
+                    String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self)
+                }
+                if name == "." || name == ".." { continue }
+                let child = path + "/" + name
+                if entry.pointee.d_type == UInt8(DT_DIR) { remove(child) } else { unlink(child) }
+            }
+            closedir(dir)
+        }
+        rmdir(path)
+    }
+}
+
+/// Writes raw bytes to `path` (truncating), for hand-made bad inputs.
+func writeBytes(_ bytes: [UInt8], to path: String) throws {
+    guard let f = fopen(path, "wb") else { throw LockstepError.runtime("cannot write \(path)") }
+    defer { fclose(f) }
+    guard fwrite(bytes, 1, bytes.count, f) == bytes.count else { throw LockstepError.runtime("short write \(path)") }
+}
+
+/// Reads a whole file's bytes.
+func readBytes(_ path: String) throws -> [UInt8] {
+    guard let f = fopen(path, "rb") else { throw LockstepError.runtime("cannot read \(path)") }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, f)
+        if n == 0 { break }
+        bytes.append(contentsOf: chunk[0..<n])
+    }
+    return bytes
+}
+
+/// Runs `body`, which must throw `LockstepError.usage` whose message is one line containing every
+/// fragment. Returns the message (nil after recording an issue).
+@discardableResult
+func expectUsage<T>(_ fragments: [String] = [], sourceLocation: SourceLocation = #_sourceLocation,
+                    _ body: () throws -> T) -> String? {
+    let message: String
+    do {
+        _ = try body()
+        Issue.record("expected LockstepError.usage, nothing was thrown", sourceLocation: sourceLocation)
+        return nil
+    } catch let error as LockstepError {
+        guard case .usage(let m) = error else {
+            Issue.record("expected LockstepError.usage, got \(error) (\(error.message))", sourceLocation: sourceLocation)
+            return nil
+        }
+        message = m
+    } catch {
+        Issue.record("expected LockstepError.usage, got \(error)", sourceLocation: sourceLocation)
+        return nil
+    }
+    for fragment in fragments {
+        #expect(message.contains(fragment), "message \"\(message)\" does not contain \"\(fragment)\"",
+                sourceLocation: sourceLocation)
+    }
+    #expect(!message.contains("\n") && !message.contains("\r"), "message is not one line: \(message)",
+            sourceLocation: sourceLocation)
+    #expect(!message.isEmpty, sourceLocation: sourceLocation)
+    #expect(LockstepError.usage(message).exitCode == 2, sourceLocation: sourceLocation)
+    return message
+}
+
+/// Uniform values in [lo, hi) from the project's PRNG (test data is seeded, never entropy).
+func uniformFloats(_ count: Int, _ lo: Double, _ hi: Double, rng: inout Xoshiro256) -> [Float] {
+    (0..<count).map { _ in Float(lo + (hi - lo) * rng.nextUnit()) }
+}
+
+/// |a − b| ≤ abs + rel·|b|.
+func isClose(_ a: Double, _ b: Double, abs: Double, rel: Double) -> Bool {
+    Swift.abs(a - b) <= abs + rel * Swift.abs(b)
+}
