@@ -17,7 +17,7 @@ public struct SVGPlot {
     public var yLabel: String
     public var series: [Series]
     public var logY = false
-    public var width = 720.0, height = 440.0
+    public var width = 820.0, height = 440.0
 
     public init(title: String, xLabel: String, yLabel: String, series: [Series]) {
         self.title = title
@@ -29,7 +29,9 @@ public struct SVGPlot {
     static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"]
 
     public func render() -> String {
-        let left = 70.0, right = 190.0, top = 40.0, bottom = 55.0
+        // The legend sits right of the plot; make room for its longest label (~7 px a character).
+        let longest = series.map(\.label.count).max() ?? 0
+        let left = 70.0, right = max(120, 56 + 7 * Double(longest)), top = 40.0, bottom = 55.0
         let plotW = width - left - right, plotH = height - top - bottom
         let all = series.flatMap(\.points).filter { $0.mean.isFinite }
         let ty: (Double) -> Double = { logY ? log10(max($0, 1e-12)) : $0 }
