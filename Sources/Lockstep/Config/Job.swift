@@ -52,6 +52,8 @@ public struct Job: Equatable, Sendable {
     public var batch: Batch
     public var optimizer: Optimizer
     public var schedule: Schedule
+    /// GSNR-corrected updates (VR-<optimizer>); nil when `[gsnr] enabled` is false.
+    public var gsnr: GSNRSettings?
 
     /// Parses and validates TOML `text` (from `source`, for messages) with `overrides` ("key=value").
     public static func parse(_ text: String, source: String, overrides: [String] = []) throws -> Job {
@@ -146,8 +148,29 @@ public struct Job: Equatable, Sendable {
         }
         try s.finish()
 
+        let g = try root.section("gsnr")
+        if try g.bool("enabled", default: false) {
+            var settings = GSNRSettings()
+            settings.groupsPerRank = try g.int("groups_per_rank", default: 1, min: 1)
+            settings.gamma = try g.double("gamma", default: 0.1, min: 0, max: 1)
+            settings.epsilon = try g.double("eps", default: 1e-12, min: 0)
+            settings.beta3 = try g.double("beta3", default: 0.9, min: 0, max: 0.999999)
+            if settings.gamma == 0 {
+                throw LockstepError.usage("\(g.prefix).gamma: must be greater than 0 (the paper uses 0.1; 1 recovers the base optimizer)")
+            }
+            gsnr = settings
+        } else {
+            gsnr = nil
+            // Settings for a disabled section are allowed (switching it on is one --set away).
+            for key in ["groups_per_rank", "gamma", "eps", "beta3"] where g.has(key) { _ = try g.double(key, default: 0) }
+        }
+        try g.finish()
+
         try root.finish()
     }
+
+    /// Whether the GSNR multiplier gets its own momentum (β3): with the Adam-family bases.
+    public var gsnrMomentum: Bool { [.adam, .adamw, .lamb].contains(optimizer.name) }
 
     /// Checks what depends on the launch: the world size and the training set's size.
     public func validate(worldSize: Int, trainSamples: Int) throws {
@@ -157,6 +180,19 @@ public struct Job: Equatable, Sendable {
         }
         if let micro = batch.micro, (batch.global / worldSize) % micro != 0 {
             throw LockstepError.usage("batch.micro = \(micro) does not divide the per-rank share \(batch.global / worldSize) of batch.global = \(batch.global) over \(worldSize) ranks: use a divisor of \(batch.global / worldSize)")
+        }
+        if let gsnr {
+            let groups = worldSize * gsnr.groupsPerRank
+            guard groups >= 2 else {
+                throw LockstepError.usage("gsnr.groups_per_rank = \(gsnr.groupsPerRank) on \(worldSize) rank(s) gives \(groups) gradient group; GSNR needs at least 2 gradient groups: set gsnr.groups_per_rank = 2 or more, or run on more ranks")
+            }
+            let share = batch.global / worldSize
+            guard share % gsnr.groupsPerRank == 0 else {
+                throw LockstepError.usage("gsnr.groups_per_rank = \(gsnr.groupsPerRank) does not divide the per-rank share \(share) of batch.global = \(batch.global): use a divisor of \(share)")
+            }
+            if let micro = batch.micro, (share / gsnr.groupsPerRank) % micro != 0 {
+                throw LockstepError.usage("batch.micro = \(micro) does not divide the GSNR group size \(share / gsnr.groupsPerRank) (batch.global / ranks / gsnr.groups_per_rank): use a divisor of it")
+            }
         }
         guard batch.global <= trainSamples else {
             throw LockstepError.usage("batch.global = \(batch.global) is larger than the \(trainSamples) training samples in \(data.file): lower it")

@@ -67,7 +67,16 @@ extension Job {
         }
         lines += ["decay_factor = \(schedule.decayFactor)",
                   "power = \(schedule.power)",
-                  "min_lr = \(schedule.minLR)"]
+                  "min_lr = \(schedule.minLR)",
+                  "",
+                  "[gsnr]",
+                  "enabled = \(gsnr != nil)"]
+        if let gsnr {
+            lines += ["groups_per_rank = \(gsnr.groupsPerRank)",
+                      "gamma = \(gsnr.gamma)",
+                      "eps = \(gsnr.epsilon)",
+                      "beta3 = \(gsnr.beta3)"]
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 }

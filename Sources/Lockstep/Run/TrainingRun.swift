@@ -68,10 +68,11 @@ public enum TrainingRun {
         // 3. Model and optimizer, identical on every rank by construction.
         let network = Network(inputWidth: train.width, layers: job.layers, extraGradientSlots: 1)
         network.initialize(seed: job.run.seed)
-        let optimizer = job.optimizer.make(for: network)
+        let baseOptimizer = job.optimizer.make(for: network)
         let schedule = job.learningRateSchedule(trainSamples: train.count)
-        let trainer = Trainer(comm: comm, network: network, optimizer: optimizer, train: train,
-                              schedule: schedule, seed: job.run.seed, globalBatch: job.batch.global, microBatch: job.batch.micro)
+        let trainer = Trainer(comm: comm, network: network, optimizer: baseOptimizer, train: train,
+                              schedule: schedule, seed: job.run.seed, globalBatch: job.batch.global, microBatch: job.batch.micro,
+                              gsnr: job.gsnr, gsnrMomentum: job.gsnrMomentum)
 
         // 4. Resume: rank 0 reads the newest complete checkpoint and broadcasts it.
         let resumedFrom = try resume(options.resume, from: checkpointDir, comm: comm, trainer: trainer)
@@ -85,7 +86,7 @@ public enum TrainingRun {
 
         let total = job.totalSteps(trainSamples: train.count)
         let stopAt = min(total, options.stopAfter ?? total)
-        say("lockstep: \(job.run.name) on \(comm.size) rank(s): \(network.parameterCount) parameters, global batch \(job.batch.global) (\(trainer.localBatch) per rank\(trainer.microBatch < trainer.localBatch ? " in micro-batches of \(trainer.microBatch)" : "")), \(job.optimizer.name.rawValue), \(trainer.stepsPerEpoch) steps/epoch, \(total) steps, lr \(schedule.scaledLR(batch: job.batch.global))")
+        say("lockstep: \(job.run.name) on \(comm.size) rank(s): \(network.parameterCount) parameters, global batch \(job.batch.global) (\(trainer.localBatch) per rank\(trainer.microBatch < trainer.localBatch ? " in micro-batches of \(trainer.microBatch)" : "")), \(job.gsnr == nil ? "" : "VR-")\(job.optimizer.name.rawValue)\(job.gsnr.map { " (GSNR over \($0.groupsPerRank * comm.size) gradient groups)" } ?? ""), \(trainer.stepsPerEpoch) steps/epoch, \(total) steps, lr \(schedule.scaledLR(batch: job.batch.global))")
         if let from = resumedFrom { say("resumed at step \(from.step) (epoch \(from.epoch))") }
 
         // 6. The loop.
@@ -105,9 +106,16 @@ public enum TrainingRun {
                 let now = Clock.now()
                 var fields: [(String, Any)] = [("step", p.step), ("epoch", p.epoch), ("loss", loss), ("lr", lr),
                                                ("batch", job.batch.global), ("samples", p.samplesSeen),
-                                               ("grad_norm", trainer.gradientNorm), ("time", now - started)]
-                if let layerWise = optimizer as? TrustRatioReporting {
+                                               ("grad_norm", trainer.gradientNorm), ("collectives", trainer.collectivesLastStep),
+                                               ("time", now - started)]
+                if let layerWise = trainer.optimizer as? TrustRatioReporting, !layerWise.trustRatios.isEmpty {
                     fields.append(("trust", Array(zip(layerWise.trustRatioNames, layerWise.trustRatios))))
+                }
+                if let reduced = trainer.optimizer as? VarianceReduced {
+                    let names = network.views.map(\.path)
+                    fields.append(("gsnr_mean", Array(zip(names, reduced.meanGSNR))))
+                    fields.append(("gsnr_clip_low", Array(zip(names, reduced.clippedLow))))
+                    fields.append(("gsnr_clip_high", Array(zip(names, reduced.clippedHigh))))
                 }
                 metrics.log(fields)
                 let rate = Double(job.batch.global * (p.step - windowStartStep)) / max(now - windowStart, 1e-9)

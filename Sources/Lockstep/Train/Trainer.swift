@@ -1,11 +1,18 @@
 // The step loop's body: gather this rank's share of the global batch (in micro-batches when
-// accumulating), forward, loss, backward, one allreduce of [gradients, loss], update.
+// accumulating), forward, loss, backward, one allreduce of [gradients, loss], update. With GSNR
+// the share is split into gradient groups and the one allreduce carries [Σ g_d, Σ g_d², loss].
 // Every buffer is sized at init; `step` allocates nothing.
 
 public final class Trainer {
     public let comm: Communicator
     public let network: Network
     public let optimizer: any Optimizer
+    /// Gradient groups per rank (1 without GSNR).
+    public let groupsPerRank: Int
+    /// What the one allreduce of a step carries: [ḡ (P), loss] or, with GSNR, [Σ w_d (P), Σ w_d² (P), loss].
+    private let exchange: FloatBuffer
+    /// Collective calls made by the last step (asserted to be 1 by the tests).
+    public private(set) var collectivesLastStep = 0
     public let train: Dataset
     public let schedule: LearningRateSchedule
     public let seed: UInt64
@@ -26,19 +33,34 @@ public final class Trainer {
     /// Rows per evaluation chunk; the network's buffers are sized for max(local batch, this).
     public static let evaluationChunk = 1000
 
+    /// With `gsnr`, `optimizer` is wrapped in `VarianceReduced` (GSNR momentum when `gsnrMomentum`).
     public init(comm: Communicator, network: Network, optimizer: any Optimizer, train: Dataset,
-                schedule: LearningRateSchedule, seed: UInt64, globalBatch: Int, microBatch: Int? = nil) {
+                schedule: LearningRateSchedule, seed: UInt64, globalBatch: Int, microBatch: Int? = nil,
+                gsnr: GSNRSettings? = nil, gsnrMomentum: Bool = false) {
         precondition(globalBatch % comm.size == 0, "validated by Job.validate")
         self.comm = comm
         self.network = network
-        self.optimizer = optimizer
         self.train = train
         self.schedule = schedule
         self.seed = seed
         self.globalBatch = globalBatch
         localBatch = globalBatch / comm.size
-        self.microBatch = microBatch ?? localBatch
-        precondition(localBatch % self.microBatch == 0, "validated by Job.validate")
+        groupsPerRank = gsnr?.groupsPerRank ?? 1
+        let groupSize = localBatch / groupsPerRank
+        self.microBatch = microBatch ?? groupSize
+        precondition(localBatch % groupsPerRank == 0 && groupSize % self.microBatch == 0, "validated by Job.validate")
+        let p = network.parameterCount
+        if let gsnr {
+            exchange = FloatBuffer(count: 2 * p + 1)
+            let reduced = VarianceReduced(base: optimizer, views: network.views, parameterCount: p,
+                                          groups: groupsPerRank * comm.size, settings: gsnr, useMomentum: gsnrMomentum)
+            reduced.bind(squares: exchange.pointer + p)
+            self.optimizer = reduced
+        } else {
+            precondition(network.gradients.count == p + 1, "the network needs one extra gradient slot for the loss")
+            exchange = network.gradients
+            self.optimizer = optimizer
+        }
         stepsPerEpoch = EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: globalBatch)
         order = [Int32](repeating: 0, count: train.count)
         capacity = max(self.microBatch, Self.evaluationChunk)
@@ -63,32 +85,42 @@ public final class Trainer {
             orderEpoch = position.epoch
         }
         let window = EpochOrder.localWindow(step: position.epochStep, globalBatch: globalBatch, rank: comm.rank, ranks: comm.size)
+        let p = network.parameterCount
+        let microPerGroup = localBatch / groupsPerRank / microBatch
         var localLoss = 0.0
-        for micro in 0..<(localBatch / microBatch) {
-            let start = window.lowerBound + micro * microBatch
-            order.withUnsafeBufferPointer { all in
-                train.gather(UnsafeBufferPointer(rebasing: all[start..<(start + microBatch)]), x: input.pointer, y: labels)
+        for group in 0..<groupsPerRank {
+            for micro in 0..<microPerGroup {
+                let start = window.lowerBound + (group * microPerGroup + micro) * microBatch
+                order.withUnsafeBufferPointer { all in
+                    train.gather(UnsafeBufferPointer(rebasing: all[start..<(start + microBatch)]), x: input.pointer, y: labels)
+                }
+                let logits = network.forward(input.pointer, batch: microBatch)
+                let dlogits = network.logitGradient
+                // Scaled by 1/B (global), so the allreduce-sum over ranks is the global-batch mean.
+                localLoss += SoftmaxCrossEntropy.lossAndGradient(
+                    logits: logits, labels: labels, dlogits: dlogits, batch: microBatch,
+                    classes: network.classes, scale: 1 / Float(globalBatch))
+                // The first pass writes the gradients, later ones add to them: no zeroing pass needed.
+                network.backward(input.pointer, dlogits: dlogits, batch: microBatch, accumulate: micro > 0)
             }
-            let logits = network.forward(input.pointer, batch: microBatch)
-            let dlogits = network.logitGradient
-            // Scaled by 1/B (global), so the allreduce-sum over ranks is the global-batch mean.
-            localLoss += SoftmaxCrossEntropy.lossAndGradient(
-                logits: logits, labels: labels, dlogits: dlogits, batch: microBatch,
-                classes: network.classes, scale: 1 / Float(globalBatch))
-            // The first pass writes the gradients, later ones add to them: no zeroing pass needed.
-            network.backward(input.pointer, dlogits: dlogits, batch: microBatch, accumulate: micro > 0)
+            if exchange !== network.gradients {
+                GradientGroups.fold(network.gradients.pointer, sum: exchange.pointer, squares: exchange.pointer + p,
+                                    count: p, first: group == 0)
+            }
         }
 
-        // One collective per step: the loss sum rides in the slot after the gradients.
-        let p = network.parameterCount
-        network.gradients.pointer[p] = Float(localLoss)
-        comm.allreduce(network.gradients.buffer)
-        let loss = Double(network.gradients.pointer[p]) / Double(globalBatch)
+        // One collective per step: the loss sum rides in the last slot.
+        let lossSlot = exchange.count - 1
+        exchange.pointer[lossSlot] = Float(localLoss)
+        let callsBefore = comm.collectiveCalls
+        comm.allreduce(exchange.buffer)
+        collectivesLastStep = comm.collectiveCalls - callsBefore
+        let loss = Double(exchange.pointer[lossSlot]) / Double(globalBatch)
         guard loss.isFinite else {
             throw LockstepError.runtime("the loss became non-finite (\(loss)) at step \(position.step + 1): lower optimizer.lr or check the data")
         }
         let lr = schedule.lr(step: position.step, batch: globalBatch)
-        optimizer.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer, lr: Float(lr))
+        optimizer.step(parameters: network.parameters.pointer, gradients: exchange.pointer, lr: Float(lr))
 
         position.step += 1
         position.epochStep += 1
@@ -96,8 +128,12 @@ public final class Trainer {
         return (loss, lr)
     }
 
-    /// ‖ḡ‖ of the last step's averaged gradient (before weight decay). One pass; call it only when logging.
-    public var gradientNorm: Double { Norms.l2(network.gradients.pointer, network.parameterCount) }
+    /// ‖ḡ‖ of the last step's averaged gradient (before weight decay and the GSNR multiplier).
+    /// One pass without GSNR; call it only when logging.
+    public var gradientNorm: Double {
+        if let reduced = optimizer as? VarianceReduced { return reduced.meanGradientNorm }
+        return Norms.l2(exchange.pointer, network.parameterCount)
+    }
 
     /// Whether the step just taken finished an epoch.
     public var atEpochEnd: Bool { position.epochStep == stepsPerEpoch }
