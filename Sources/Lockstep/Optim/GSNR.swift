@@ -91,42 +91,115 @@ public final class VarianceReduced: Optimizer, TrustRatioReporting {
         let beta3 = Float(settings.beta3)
         let correction = Float(1 / (1 - pow(settings.beta3, t)))
         var gradientNormSquared = 0.0
+        let momentumBase = momentum?.pointer
         for (index, view) in views.enumerated() {
-            let g = gradients + view.offset, r = squares + view.offset
+            let g = gradients + view.offset, r = squares + view.offset, n = view.count
             // Pass 1: r = ḡ²/(s² + ε) with s² = (1/k)Σ g_d² − ḡ² = k·Σ w_d² − ḡ² (clamped at 0),
-            // written over the squares it came from.
-            var sum = 0.0
-            for j in 0..<view.count {
-                let mean = g[j]
-                let meanSquared = mean * mean
-                let variance = max(k * r[j] - meanSquared, 0)
-                let ratio = meanSquared / (variance + eps)
-                r[j] = ratio
-                sum += Double(ratio)
-                gradientNormSquared += Double(meanSquared)
-            }
-            let layerMean = sum / Double(view.count)
+            // written over the squares it came from. Eight lanes at a time (the loop is the
+            // step's overhead over the base optimizer); partial sums go to Float64 every block.
+            let (ratioSum, normSquared) = Self.ratios(g, r, n, k: k, eps: eps)
+            gradientNormSquared += normSquared
+            let layerMean = ratioSum / Double(n)
             meanGSNR[index] = layerMean
             // Pass 2: normalise to mean 1, clip to [γ, 1], scale ḡ. An all-zero ratio (ḡ = 0) has no
             // mean to normalise by; the multiplier is then 1 (the step is zero anyway).
             let inverse: Float = layerMean > 0 && layerMean.isFinite ? Float(1 / layerMean) : 0
-            var low = 0, high = 0
-            for j in 0..<view.count {
-                var multiplier = inverse > 0 ? r[j] * inverse : 1
-                if multiplier <= gamma { multiplier = gamma; low += 1 }
-                if multiplier >= 1 { multiplier = 1; high += 1 }
-                if let p = momentum?.pointer.advanced(by: view.offset) {
-                    let pj = beta3 * p[j] + (1 - beta3) * multiplier
-                    p[j] = pj
-                    multiplier = pj * correction
-                }
-                g[j] *= multiplier
-            }
-            clippedLow[index] = Double(low) / Double(view.count)
-            clippedHigh[index] = Double(high) / Double(view.count)
+            let (low, high) = Self.scale(g, r, n, inverse: inverse, gamma: gamma,
+                                         momentum: momentumBase?.advanced(by: view.offset), beta3: beta3, correction: correction)
+            clippedLow[index] = Double(low) / Double(n)
+            clippedHigh[index] = Double(high) / Double(n)
         }
         meanGradientNorm = gradientNormSquared.squareRoot()
         base.step(parameters: parameters, gradients: gradients, lr: lr)
+    }
+}
+
+extension VarianceReduced {
+    /// Pass 1 over one tensor: r[j] ← ḡ[j]²/(max(k·r[j] − ḡ[j]², 0) + ε). Returns (Σ r, Σ ḡ²).
+    @inline(__always)
+    static func ratios(_ g: UnsafeMutablePointer<Float>, _ r: UnsafeMutablePointer<Float>, _ n: Int,
+                       k: Float, eps: Float) -> (Double, Double) {
+        typealias V = SIMD8<Float>
+        var ratioSum = 0.0, normSquared = 0.0
+        var j = 0
+        let kv = V(repeating: k), ev = V(repeating: eps), zero = V(repeating: 0)
+        while j + 8 <= n {
+            var rs = zero, gs = zero
+            let blockEnd = min(n - (n - j) % 8, j + 1024)
+            while j < blockEnd {
+                let mean = UnsafeRawPointer(g + j).loadUnaligned(as: V.self)
+                let meanSquared = mean * mean
+                let squares = UnsafeRawPointer(r + j).loadUnaligned(as: V.self)
+                let variance = pointwiseMax(kv * squares - meanSquared, zero)
+                let ratio = meanSquared / (variance + ev)
+                UnsafeMutableRawPointer(r + j).storeBytes(of: ratio, as: V.self)
+                rs += ratio
+                gs += meanSquared
+                j += 8
+            }
+            ratioSum += Double(rs.sum())
+            normSquared += Double(gs.sum())
+        }
+        while j < n {
+            let meanSquared = g[j] * g[j]
+            let ratio = meanSquared / (max(k * r[j] - meanSquared, 0) + eps)
+            r[j] = ratio
+            ratioSum += Double(ratio)
+            normSquared += Double(meanSquared)
+            j += 1
+        }
+        return (ratioSum, normSquared)
+    }
+
+    /// Pass 2 over one tensor: m = clip(r·inverse, γ, 1) (1 when `inverse` is 0); with GSNR
+    /// momentum p ← β3·p + (1−β3)·m and m ← p·correction; then ḡ ← ḡ·m.
+    /// Returns how many elements were clipped at γ and at 1.
+    @inline(__always)
+    static func scale(_ g: UnsafeMutablePointer<Float>, _ r: UnsafePointer<Float>, _ n: Int, inverse: Float, gamma: Float,
+                      momentum p: UnsafeMutablePointer<Float>?, beta3: Float, correction: Float) -> (Int, Int) {
+        typealias V = SIMD8<Float>
+        let gammaV = V(repeating: gamma), one = V(repeating: 1), zero = V(repeating: 0)
+        let inverseV = V(repeating: inverse), b3 = V(repeating: beta3), b3c = V(repeating: 1 - beta3)
+        let correctionV = V(repeating: correction)
+        var lowCount = zero, highCount = zero
+        var low = 0, high = 0
+        var j = 0
+        while j + 8 <= n {
+            var m = inverse > 0 ? UnsafeRawPointer(r + j).loadUnaligned(as: V.self) * inverseV : one
+            let isLow = m .<= gammaV, isHigh = m .>= one
+            m.replace(with: gammaV, where: isLow)
+            m.replace(with: one, where: m .>= one)
+            lowCount += zero.replacing(with: one, where: isLow)
+            highCount += zero.replacing(with: one, where: isHigh .| (gammaV .>= one))
+            if let p {
+                let pj = b3 * UnsafeRawPointer(p + j).loadUnaligned(as: V.self) + b3c * m
+                UnsafeMutableRawPointer(p + j).storeBytes(of: pj, as: V.self)
+                m = pj * correctionV
+            }
+            let gj = UnsafeRawPointer(g + j).loadUnaligned(as: V.self) * m
+            UnsafeMutableRawPointer(g + j).storeBytes(of: gj, as: V.self)
+            j += 8
+            // Flush the float counters before they could lose integer exactness (2^24).
+            if j % (1 << 20) == 0 {
+                low += Int(lowCount.sum()); high += Int(highCount.sum())
+                lowCount = zero; highCount = zero
+            }
+        }
+        low += Int(lowCount.sum())
+        high += Int(highCount.sum())
+        while j < n {
+            var m = inverse > 0 ? r[j] * inverse : 1
+            if m <= gamma { m = gamma; low += 1 }
+            if m >= 1 { m = 1; high += 1 }
+            if let p {
+                let pj = beta3 * p[j] + (1 - beta3) * m
+                p[j] = pj
+                m = pj * correction
+            }
+            g[j] *= m
+            j += 1
+        }
+        return (low, high)
     }
 }
 
