@@ -31,8 +31,8 @@ struct Plot: ParsableCommand {
 
     func run() throws {
         var series: [SVGPlot.Series] = []
-        Console.info("| arm | runs | final test \(metric) (mean ± sd) | best test \(metric) (mean ± sd) |")
-        Console.info("| --- | --- | --- | --- |")
+        Console.info("| arm | runs | final test \(metric) (mean ± sd) | best test \(metric) (mean ± sd) | final train − test \(metric) (mean ± sd) |")
+        Console.info("| --- | --- | --- | --- | --- |")
         for arm in arms {
             guard let eq = arm.lastIndex(of: "=") else { throw LockstepError.usage("\(arm): an arm is LABEL=RUNDIR[,RUNDIR...]") }
             let label = String(arm[..<eq])
@@ -42,7 +42,7 @@ struct Plot: ParsableCommand {
             let failed = all.count - runs.count
             let curves = runs.map { run in run.evaluations.filter { $0.split == "test" } }
             guard let shortest = curves.map(\.count).min(), shortest > 0 else {
-                Console.info("| \(label) | \(all.count) | diverged in \(failed)/\(all.count) runs | — |")
+                Console.info("| \(label) | \(all.count) | diverged in \(failed)/\(all.count) runs | — | — |")
                 continue
             }
             let value: (RunMetrics.Evaluation) -> Double = { metric == "accuracy" ? $0.accuracy * 100 : $0.loss }
@@ -59,7 +59,16 @@ struct Plot: ParsableCommand {
             let bests = meanAndSD(curves.map { c in metric == "accuracy" ? c.map(value).max()! : c.map(value).min()! })
             let unit = metric == "accuracy" ? " %" : ""
             let note = failed > 0 ? " (\(failed) of \(all.count) runs diverged, not included)" : ""
-            Console.info("| \(label) | \(all.count) | \(fixed(finals.mean)) ± \(fixed(finals.sd))\(unit)\(note) | \(fixed(bests.mean)) ± \(fixed(bests.sd))\(unit) |")
+            // The generalization gap, where the runs also evaluated the training split (run.eval_train).
+            let trainFinals = runs.compactMap { run in run.evaluations.last { $0.split == "train" }.map(value) }
+            let gapText: String
+            if trainFinals.count == runs.count {
+                let gaps = meanAndSD(zip(trainFinals, curves.map { value($0[shortest - 1]) }).map { $0 - $1 })
+                gapText = "\(fixed(gaps.mean)) ± \(fixed(gaps.sd))\(metric == "accuracy" ? " points" : "")"
+            } else {
+                gapText = "—"
+            }
+            Console.info("| \(label) | \(all.count) | \(fixed(finals.mean)) ± \(fixed(finals.sd))\(unit)\(note) | \(fixed(bests.mean)) ± \(fixed(bests.sd))\(unit) | \(gapText) |")
         }
         var plot = SVGPlot(title: title, xLabel: x == "epoch" ? "epoch" : "training samples processed",
                            yLabel: metric == "accuracy" ? "test accuracy (%)" : "test loss", series: series)

@@ -18,6 +18,8 @@ public struct Job: Equatable, Sendable {
         /// Checkpoint every this many steps; 0 means at the end of every epoch.
         public var checkpointEvery: Int
         public var keepCheckpoints: Int
+        /// Also evaluate on the training split at every evaluation (for the train/test gap).
+        public var evalTrain: Bool
     }
 
     public struct Data: Equatable, Sendable {
@@ -89,7 +91,8 @@ public struct Job: Equatable, Sendable {
             logEvery: try r.int("log_every", default: 10, min: 1),
             evalEvery: try r.int("eval_every", default: 0, min: 0),
             checkpointEvery: try r.int("checkpoint_every", default: 0, min: 0),
-            keepCheckpoints: try r.int("keep_checkpoints", default: 3, min: 1))
+            keepCheckpoints: try r.int("keep_checkpoints", default: 3, min: 1),
+            evalTrain: try r.bool("eval_train", default: false))
         try r.finish()
 
         let d = try root.section("data")

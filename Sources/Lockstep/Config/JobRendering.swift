@@ -32,6 +32,7 @@ extension Job {
                   "eval_every = \(run.evalEvery)",
                   "checkpoint_every = \(run.checkpointEvery)",
                   "keep_checkpoints = \(run.keepCheckpoints)",
+                  "eval_train = \(run.evalTrain)",
                   "",
                   "[data]",
                   "file = \(q(data.file))",

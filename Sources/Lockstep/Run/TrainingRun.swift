@@ -128,7 +128,13 @@ public enum TrainingRun {
                 let result = trainer.evaluate(test)
                 lastAccuracy = result.accuracy
                 metrics.log(["step": p.step, "epoch": p.epoch, "split": "test", "accuracy": result.accuracy, "loss": result.loss])
-                say("eval step \(p.step) epoch \(p.epoch): test accuracy \(format(result.accuracy * 100, 2))% loss \(format(result.loss, 4))")
+                var line = "eval step \(p.step) epoch \(p.epoch): test accuracy \(format(result.accuracy * 100, 2))% loss \(format(result.loss, 4))"
+                if job.run.evalTrain {
+                    let onTrain = trainer.evaluate(train)
+                    metrics.log(["step": p.step, "epoch": p.epoch, "split": "train", "accuracy": onTrain.accuracy, "loss": onTrain.loss])
+                    line += "; train accuracy \(format(onTrain.accuracy * 100, 2))% loss \(format(onTrain.loss, 4))"
+                }
+                say(line)
             }
             if p.step == stopAt || (job.run.checkpointEvery > 0 ? p.step % job.run.checkpointEvery == 0 : epochEnd) {
                 try writeCheckpoint(job: job, dir: checkpointDir, trainer: trainer, comm: comm)
