@@ -152,21 +152,22 @@ public struct Job: Equatable, Sendable {
         try s.finish()
 
         let g = try root.section("gsnr")
-        if try g.bool("enabled", default: false) {
-            var settings = GSNRSettings()
-            settings.groupsPerRank = try g.int("groups_per_rank", default: 1, min: 1)
-            settings.gamma = try g.double("gamma", default: 0.1, min: 0, max: 1)
-            settings.epsilon = try g.double("eps", default: 1e-12, min: 0)
-            settings.beta3 = try g.double("beta3", default: 0.9, min: 0, max: 0.999999)
-            if settings.gamma == 0 {
-                throw LockstepError.usage("\(g.prefix).gamma: must be greater than 0 (the paper uses 0.1; 1 recovers the base optimizer)")
-            }
-            gsnr = settings
-        } else {
-            gsnr = nil
-            // Settings for a disabled section are allowed (switching it on is one --set away).
-            for key in ["groups_per_rank", "gamma", "eps", "beta3"] where g.has(key) { _ = try g.double(key, default: 0) }
+        let gsnrEnabled = try g.bool("enabled", default: false)
+        // A disabled section is validated all the same: switching it on is one --set away.
+        var settings = GSNRSettings()
+        settings.groupsPerRank = try g.int("groups_per_rank", default: 1, min: 1)
+        settings.gamma = try g.double("gamma", default: 0.1, min: 0, max: 1)
+        settings.epsilon = try g.double("eps", default: 1e-12, min: 0)
+        settings.beta3 = try g.double("beta3", default: 0.9, min: 0, max: 0.999999)
+        if settings.gamma == 0 {
+            throw LockstepError.usage("\(g.prefix).gamma: must be greater than 0 (the paper uses 0.1; 1 recovers the base optimizer)")
         }
+        if settings.epsilon == 0 {
+            // With ε = 0 an element whose gradient is 0 in every group (a dead unit, an always-zero
+            // pixel) gives r = 0/0 and poisons its tensor's mean.
+            throw LockstepError.usage("\(g.prefix).eps: must be greater than 0 (default 1e-12)")
+        }
+        gsnr = gsnrEnabled ? settings : nil
         try g.finish()
 
         try root.finish()
