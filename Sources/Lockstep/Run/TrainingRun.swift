@@ -104,20 +104,7 @@ public enum TrainingRun {
             let p = trainer.position
             if p.step % job.run.logEvery == 0 || p.step == 1 || p.step == stopAt {
                 let now = Clock.now()
-                var fields: [(String, Any)] = [("step", p.step), ("epoch", p.epoch), ("loss", loss), ("lr", lr),
-                                               ("batch", job.batch.global), ("samples", p.samplesSeen),
-                                               ("grad_norm", trainer.gradientNorm), ("collectives", trainer.collectivesLastStep),
-                                               ("time", now - started)]
-                if let layerWise = trainer.optimizer as? TrustRatioReporting, !layerWise.trustRatios.isEmpty {
-                    fields.append(("trust", Array(zip(layerWise.trustRatioNames, layerWise.trustRatios))))
-                }
-                if let reduced = trainer.optimizer as? VarianceReduced {
-                    let names = network.views.map(\.path)
-                    fields.append(("gsnr_mean", Array(zip(names, reduced.meanGSNR))))
-                    fields.append(("gsnr_clip_low", Array(zip(names, reduced.clippedLow))))
-                    fields.append(("gsnr_clip_high", Array(zip(names, reduced.clippedHigh))))
-                }
-                metrics.log(fields)
+                metrics.log(stepFields(trainer, loss: loss, lr: lr, seconds: now - started))
                 let rate = Double(job.batch.global * (p.step - windowStartStep)) / max(now - windowStart, 1e-9)
                 say("step \(p.step)/\(total) epoch \(p.epoch) loss \(format(loss, 4)) lr \(format(lr, 5)) (\(Int(rate)) samples/s)")
                 (windowStart, windowStartStep) = (now, p.step)
@@ -148,6 +135,25 @@ public enum TrainingRun {
             say("done: \(total) steps in \(format(seconds, 1)) s" + (lastAccuracy.map { ", test accuracy \(format($0 * 100, 2))%" } ?? ""))
         }
         return TrainSummary(steps: trainer.position.step, testAccuracy: lastAccuracy, seconds: seconds, stoppedEarly: stoppedEarly)
+    }
+
+    /// One metrics.jsonl line for the step just taken (DESIGN.md: at least step, epoch, loss, lr, batch).
+    private static func stepFields(_ trainer: Trainer, loss: Double, lr: Double, seconds: Double) -> [(String, Any)] {
+        let p = trainer.position
+        var fields: [(String, Any)] = [("step", p.step), ("epoch", p.epoch), ("loss", loss), ("lr", lr),
+                                       ("batch", trainer.globalBatch), ("samples", p.samplesSeen),
+                                       ("grad_norm", trainer.gradientNorm), ("collectives", trainer.collectivesLastStep),
+                                       ("time", seconds)]
+        if let layerWise = trainer.optimizer as? TrustRatioReporting, !layerWise.trustRatios.isEmpty {
+            fields.append(("trust", Array(zip(layerWise.trustRatioNames, layerWise.trustRatios))))
+        }
+        if let reduced = trainer.optimizer as? VarianceReduced {
+            let names = trainer.network.views.map(\.path)
+            fields.append(("gsnr_mean", Array(zip(names, reduced.meanGSNR))))
+            fields.append(("gsnr_clip_low", Array(zip(names, reduced.clippedLow))))
+            fields.append(("gsnr_clip_high", Array(zip(names, reduced.clippedHigh))))
+        }
+        return fields
     }
 
     /// Loads the newest checkpoint on rank 0 and broadcasts parameters, optimizer state and
