@@ -353,9 +353,9 @@ import Glibc
             record.meanGSNRWant = want.meanGSNR
             record.meanGSNRLow = want.meanGSNRLow
             record.meanGSNRHigh = want.meanGSNRHigh
-            record.lowGot = reduced.clippedLow
+            record.lowGot = reduced.clipFractions().low
             record.lowWant = want.low
-            record.highGot = reduced.clippedHigh
+            record.highGot = reduced.clipFractions().high
             record.highWant = want.high
             record.normGot = reduced.meanGradientNorm
             record.normWant = want.norm
@@ -472,7 +472,7 @@ import Glibc
                 #expect(network.parameters.array == bare.parameters.array, "parameters must match the base bitwise")
             }
             // At γ = 1 every element is both "at γ" and "at 1".
-            #expect(reduced.clippedHigh.allSatisfy { $0 == 1 })
+            #expect(reduced.clipFractions().high.allSatisfy { $0 == 1 })
         }
         #expect(reduced.updates == 3 && base.updates == 3)
     }
@@ -604,7 +604,7 @@ import Glibc
         for l in [1, 3] {
             let range = views[l].offset..<(views[l].offset + views[l].count)
             #expect(reduced.meanGSNR[l] == 0)
-            #expect(reduced.clippedLow[l] == 0, "the multiplier 1 is not a clip at γ")
+            #expect(reduced.clipFractions().low[l] == 0, "the multiplier 1 is not a clip at γ")
             #expect(momentum[range].allSatisfy { $0 == (1 - Float(0.9)) * 1 }, "multiplier 1: \(Array(momentum[range]))")
             #expect(g[range].allSatisfy { $0 == 0 })
             #expect(Array(w[range]) == Array(w0[range]), "a zero mean gradient gives a zero step")
@@ -649,7 +649,7 @@ import Glibc
             #expect(nonzero > 0 && nonzero < 1)
             // mean r = (non-zero fraction)·ḡ²/ε (1e-6 relative: Float32 ratios summed in Float64).
             #expect(isClose(reduced.meanGSNR[l], nonzero * ratio, abs: 0, rel: 1e-6), "\(view.path): \(reduced.meanGSNR[l])")
-            #expect(reduced.clippedHigh[l] == nonzero && isClose(reduced.clippedLow[l], 1 - nonzero, abs: 1e-12, rel: 0))
+            #expect(reduced.clipFractions().high[l] == nonzero && isClose(reduced.clipFractions().low[l], 1 - nonzero, abs: 1e-12, rel: 0))
         }
         #expect(isClose(reduced.meanGradientNorm, (mean.reduce(0) { $0 + Double($1) * Double($1) }).squareRoot(), abs: 0, rel: 1e-6))
     }

@@ -49,10 +49,10 @@ public final class VarianceReduced: Optimizer, TrustRatioReporting {
     /// GSNR momentum p (nil for bases without it).
     private let momentum: FloatBuffer?
 
-    /// Per tensor, at the last step: mean GSNR before normalisation, fraction clipped at γ and at 1.
+    /// Per tensor, at the last step: mean GSNR before normalisation.
     public private(set) var meanGSNR: [Double]
-    public private(set) var clippedLow: [Double]
-    public private(set) var clippedHigh: [Double]
+    /// Per tensor, 1/mean(r) of the last step (0 when the tensor's ratios were all 0).
+    private var inverseMeans: [Float]
     /// ‖ḡ‖ at the last step, before the multiplier (the pass that needs ḡ² computes it anyway).
     public private(set) var meanGradientNorm = 0.0
 
@@ -65,8 +65,7 @@ public final class VarianceReduced: Optimizer, TrustRatioReporting {
         self.groups = groups
         momentum = useMomentum ? FloatBuffer(count: parameterCount) : nil
         meanGSNR = [Double](repeating: 0, count: views.count)
-        clippedLow = meanGSNR
-        clippedHigh = meanGSNR
+        inverseMeans = [Float](repeating: 0, count: views.count)
     }
 
     /// Points at the exchanged Σ w_d² (the trainer's buffer, sized once).
@@ -104,13 +103,33 @@ public final class VarianceReduced: Optimizer, TrustRatioReporting {
             // Pass 2: normalise to mean 1, clip to [γ, 1], scale ḡ. An all-zero ratio (ḡ = 0) has no
             // mean to normalise by; the multiplier is then 1 (the step is zero anyway).
             let inverse: Float = layerMean > 0 && layerMean.isFinite ? Float(1 / layerMean) : 0
-            let (low, high) = Self.scale(g, r, n, inverse: inverse, gamma: gamma,
-                                         momentum: momentumBase?.advanced(by: view.offset), beta3: beta3, correction: correction)
-            clippedLow[index] = Double(low) / Double(n)
-            clippedHigh[index] = Double(high) / Double(n)
+            inverseMeans[index] = inverse
+            Self.scale(g, r, n, inverse: inverse, gamma: gamma,
+                       momentum: momentumBase?.advanced(by: view.offset), beta3: beta3, correction: correction)
         }
         meanGradientNorm = gradientNormSquared.squareRoot()
         base.step(parameters: parameters, gradients: gradients, lr: lr)
+    }
+
+    /// Per tensor, the fractions of the last step's multipliers clipped at γ and at 1. Computed on
+    /// demand (when a step is logged) from the ratios the step left in the squares buffer, so the
+    /// step itself carries no counting.
+    public func clipFractions() -> (low: [Double], high: [Double]) {
+        guard let squares else { return ([], []) }
+        let gamma = Float(settings.gamma)
+        var low: [Double] = [], high: [Double] = []
+        for (index, view) in views.enumerated() {
+            let r = squares + view.offset, inverse = inverseMeans[index]
+            var lowCount = 0, highCount = 0
+            for j in 0..<view.count {
+                let m = inverse > 0 ? r[j] * inverse : 1
+                if m <= gamma { lowCount += 1 }
+                if max(m, gamma) >= 1 { highCount += 1 }
+            }
+            low.append(Double(lowCount) / Double(view.count))
+            high.append(Double(highCount) / Double(view.count))
+        }
+        return (low, high)
     }
 }
 
@@ -152,54 +171,31 @@ extension VarianceReduced {
     }
 
     /// Pass 2 over one tensor: m = clip(r·inverse, γ, 1) (1 when `inverse` is 0); with GSNR
-    /// momentum p ← β3·p + (1−β3)·m and m ← p·correction; then ḡ ← ḡ·m.
-    /// Returns how many elements were clipped at γ and at 1.
+    /// momentum p ← β3·p + (1−β3)·m and m ← p·correction; then ḡ ← ḡ·m. Plain loops without
+    /// reductions or masks, which the compiler vectorises.
     @inline(__always)
     static func scale(_ g: UnsafeMutablePointer<Float>, _ r: UnsafePointer<Float>, _ n: Int, inverse: Float, gamma: Float,
-                      momentum p: UnsafeMutablePointer<Float>?, beta3: Float, correction: Float) -> (Int, Int) {
-        typealias V = SIMD8<Float>
-        let gammaV = V(repeating: gamma), one = V(repeating: 1), zero = V(repeating: 0)
-        let inverseV = V(repeating: inverse), b3 = V(repeating: beta3), b3c = V(repeating: 1 - beta3)
-        let correctionV = V(repeating: correction)
-        var lowCount = zero, highCount = zero
-        var low = 0, high = 0
-        var j = 0
-        while j + 8 <= n {
-            var m = inverse > 0 ? UnsafeRawPointer(r + j).loadUnaligned(as: V.self) * inverseV : one
-            let isLow = m .<= gammaV, isHigh = m .>= one
-            m.replace(with: gammaV, where: isLow)
-            m.replace(with: one, where: m .>= one)
-            lowCount += zero.replacing(with: one, where: isLow)
-            highCount += zero.replacing(with: one, where: isHigh .| (gammaV .>= one))
-            if let p {
-                let pj = b3 * UnsafeRawPointer(p + j).loadUnaligned(as: V.self) + b3c * m
-                UnsafeMutableRawPointer(p + j).storeBytes(of: pj, as: V.self)
-                m = pj * correctionV
+                      momentum p: UnsafeMutablePointer<Float>?, beta3: Float, correction: Float) {
+        if inverse == 0 {
+            // No ratios to normalise (ḡ = 0 throughout): the multiplier is 1.
+            guard let p else { return }
+            for j in 0..<n {
+                let pj = beta3 * p[j] + (1 - beta3)
+                p[j] = pj
+                g[j] *= pj * correction
             }
-            let gj = UnsafeRawPointer(g + j).loadUnaligned(as: V.self) * m
-            UnsafeMutableRawPointer(g + j).storeBytes(of: gj, as: V.self)
-            j += 8
-            // Flush the float counters before they could lose integer exactness (2^24).
-            if j % (1 << 20) == 0 {
-                low += Int(lowCount.sum()); high += Int(highCount.sum())
-                lowCount = zero; highCount = zero
-            }
+            return
         }
-        low += Int(lowCount.sum())
-        high += Int(highCount.sum())
-        while j < n {
-            var m = inverse > 0 ? r[j] * inverse : 1
-            if m <= gamma { m = gamma; low += 1 }
-            if m >= 1 { m = 1; high += 1 }
-            if let p {
+        if let p {
+            for j in 0..<n {
+                let m = min(max(r[j] * inverse, gamma), 1)
                 let pj = beta3 * p[j] + (1 - beta3) * m
                 p[j] = pj
-                m = pj * correction
+                g[j] *= pj * correction
             }
-            g[j] *= m
-            j += 1
+        } else {
+            for j in 0..<n { g[j] *= min(max(r[j] * inverse, gamma), 1) }
         }
-        return (low, high)
     }
 }
 

@@ -150,8 +150,9 @@ public enum TrainingRun {
         if let reduced = trainer.optimizer as? VarianceReduced {
             let names = trainer.network.views.map(\.path)
             fields.append(("gsnr_mean", Array(zip(names, reduced.meanGSNR))))
-            fields.append(("gsnr_clip_low", Array(zip(names, reduced.clippedLow))))
-            fields.append(("gsnr_clip_high", Array(zip(names, reduced.clippedHigh))))
+            let clipped = reduced.clipFractions()
+            fields.append(("gsnr_clip_low", Array(zip(names, clipped.low))))
+            fields.append(("gsnr_clip_high", Array(zip(names, clipped.high))))
         }
         return fields
     }
