@@ -128,7 +128,8 @@ public final class Communicator: @unchecked Sendable {
         var buffer = [CChar](repeating: 0, count: Int(lockstep_max_library_version_string()))
         var length: Int32 = 0
         MPI_Get_library_version(&buffer, &length)
-        let line = String(cString: buffer).split(separator: "\n").first.map(String.init) ?? ""
+        let text = String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let line = text.split(separator: "\n").first.map(String.init) ?? ""
         return line.trimmingCharacters()
     }
 
