@@ -13,6 +13,7 @@ extension MultiRank {
             "name = \"adamw\"\nlr = 0.01\nweight_decay = 0.05",
             "name = \"lars\"\nlr = 0.5\nmomentum = 0.9\ntrust_coefficient = 0.02\nweight_decay = 1e-3",
             "name = \"lamb\"\nlr = 0.02\nweight_decay = 0.01",
+            "name = \"rsgd\"\nlr = 0.05\np0 = 0.9\ngamma = 0.95\nweight_decay = 1e-3",
         ]
 
         /// Runs the synthetic job and returns (losses by step, final tensors).

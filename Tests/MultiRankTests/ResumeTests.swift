@@ -8,11 +8,14 @@ import Testing
 extension MultiRank {
     @Suite struct Resume {
         /// 2 ranks, 40 steps straight vs 17 steps (mid-epoch: 25 steps/epoch), stop, resume to 40.
-        @Test func stopAndResumeMatchesStraightRunBitwise() throws {
+        /// With momentum SGD (weight decay) and with R-SGD, whose random draws must continue too.
+        @Test(arguments: ["lr = 0.1\nmomentum = 0.9\nweight_decay = 1e-3",
+                          "name = \"rsgd\"\nlr = 0.05\np0 = 0.9\ngamma = 0.95"])
+        func stopAndResumeMatchesStraightRunBitwise(_ optimizer: String) throws {
             let dir = try Scratch.folder("resume")
             try Scratch.dataset(at: dir + "/data.h5")
-            try Scratch.job(at: "\(dir)/straight.toml", data: dir + "/data.h5", out: "\(dir)/straight", steps: 40)
-            try Scratch.job(at: "\(dir)/split.toml", data: dir + "/data.h5", out: "\(dir)/split", steps: 40)
+            try Scratch.job(at: "\(dir)/straight.toml", data: dir + "/data.h5", out: "\(dir)/straight", steps: 40, optimizer: optimizer)
+            try Scratch.job(at: "\(dir)/split.toml", data: dir + "/data.h5", out: "\(dir)/split", steps: 40, optimizer: optimizer)
 
             let straight = try Launcher.run(ranks: 2, ["train", "\(dir)/straight.toml"])
             #expect(straight.exitCode == 0, "\(straight.stderr)")
@@ -29,7 +32,7 @@ extension MultiRank {
 
             let a = try Scratch.checkpointTensors(Scratch.checkpoint("\(dir)/straight", step: 40))
             let b = try Scratch.checkpointTensors(Scratch.checkpoint("\(dir)/split", step: 40))
-            #expect(a.count == b.count && a.count >= 12)   // 3 layers × (weight, bias) × (model, momentum)
+            #expect(a.count == b.count && a.count >= 12)   // 3 layers × (weight, bias) × (model, momentum or memory)
             for (path, values) in a {
                 #expect(bitPatterns(values) == bitPatterns(try #require(b[path])), "\(path) differs after resume")
             }

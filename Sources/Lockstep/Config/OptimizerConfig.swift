@@ -3,7 +3,7 @@
 
 extension Job {
     public struct Optimizer: Equatable, Sendable {
-        public enum Name: String, Sendable, CaseIterable { case sgd, nshb, adam, adamw, lars, lamb }
+        public enum Name: String, Sendable, CaseIterable { case sgd, nshb, adam, adamw, lars, lamb, rsgd }
         public var name: Name
         /// η_base.
         public var lr: Double
@@ -11,6 +11,7 @@ extension Job {
         public var adam = AdamSettings()
         public var lars = LARSSettings()
         public var lamb = LAMBSettings()
+        public var rsgd = RSGDSettings()
 
         /// The keys each optimizer reads besides `name` and `lr`.
         static let keys: [Name: [String]] = [
@@ -20,6 +21,7 @@ extension Job {
             .adamw: ["beta1", "beta2", "eps", "weight_decay", "decay_biases"],
             .lars: ["momentum", "trust_coefficient", "weight_decay", "decay_biases", "trust_biases"],
             .lamb: ["beta1", "beta2", "eps", "weight_decay", "decay_biases", "trust_biases"],
+            .rsgd: ["p0", "gamma", "p_max", "draw", "clock", "weight_decay", "decay_biases"],
         ]
 
         init(_ o: TOMLReader) throws {
@@ -56,6 +58,14 @@ extension Job {
                 lars.weightDecay = weightDecay
                 lars.decayBiases = decayBiases
                 lars.trustBiases = try o.bool("trust_biases", default: false)
+            case .rsgd:
+                rsgd.p0 = try o.double("p0", default: 1, min: 0, max: 1)
+                rsgd.gamma = try o.double("gamma", default: 0.999, min: 0, max: 1)
+                rsgd.pMax = try o.double("p_max", default: 1, min: 0, max: 1)
+                rsgd.draw = try o.choice("draw", default: RSGDSettings.Draw.element)
+                rsgd.clock = try o.choice("clock", default: RSGDSettings.Clock.step)
+                rsgd.weightDecay = weightDecay
+                rsgd.decayBiases = decayBiases
             case .lamb:
                 lamb.beta1 = try o.double("beta1", default: 0.9, min: 0, max: 0.999999)
                 lamb.beta2 = try o.double("beta2", default: 0.999, min: 0, max: 0.999999)
@@ -67,13 +77,16 @@ extension Job {
             try o.finish()
         }
 
-        /// Builds the optimizer for a network's parameter layout.
-        public func make(for network: Network) -> any Lockstep.Optimizer {
+        /// Builds the optimizer for a network's parameter layout. R-SGD draws from `seed` and
+        /// counts epochs of `stepsPerEpoch` steps.
+        public func make(for network: Network, seed: UInt64 = 0, stepsPerEpoch: Int = 1) -> any Lockstep.Optimizer {
             switch name {
             case .sgd, .nshb: return SGD(views: network.views, parameterCount: network.parameterCount, settings: sgd)
             case .adam, .adamw: return Adam(views: network.views, parameterCount: network.parameterCount, settings: adam)
             case .lars: return LARS(views: network.views, parameterCount: network.parameterCount, settings: lars)
             case .lamb: return LAMB(views: network.views, parameterCount: network.parameterCount, settings: lamb)
+            case .rsgd: return RSGD(views: network.views, parameterCount: network.parameterCount, settings: rsgd,
+                                    seed: seed, stepsPerEpoch: stepsPerEpoch)
             }
         }
 
@@ -91,6 +104,10 @@ extension Job {
             case .lars:
                 lines += ["momentum = \(lars.momentum)", "trust_coefficient = \(lars.trustCoefficient)",
                           "weight_decay = \(lars.weightDecay)", "decay_biases = \(lars.decayBiases)", "trust_biases = \(lars.trustBiases)"]
+            case .rsgd:
+                lines += ["p0 = \(rsgd.p0)", "gamma = \(rsgd.gamma)", "p_max = \(rsgd.pMax)",
+                          "draw = \"\(rsgd.draw.rawValue)\"", "clock = \"\(rsgd.clock.rawValue)\"",
+                          "weight_decay = \(rsgd.weightDecay)", "decay_biases = \(rsgd.decayBiases)"]
             case .lamb:
                 lines += ["beta1 = \(lamb.beta1)", "beta2 = \(lamb.beta2)", "eps = \(lamb.epsilon)",
                           "weight_decay = \(lamb.weightDecay)", "decay_biases = \(lamb.decayBiases)", "trust_biases = \(lamb.trustBiases)"]

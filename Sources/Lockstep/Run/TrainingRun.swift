@@ -68,7 +68,8 @@ public enum TrainingRun {
         // 3. Model and optimizer, identical on every rank by construction.
         let network = Network(inputWidth: train.width, layers: job.layers, extraGradientSlots: 1)
         network.initialize(seed: job.run.seed)
-        let baseOptimizer = job.optimizer.make(for: network)
+        let baseOptimizer = job.optimizer.make(for: network, seed: job.run.seed,
+                                               stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: job.batch.global))
         let schedule = job.learningRateSchedule(trainSamples: train.count)
         let trainer = Trainer(comm: comm, network: network, optimizer: baseOptimizer, train: train,
                               schedule: schedule, seed: job.run.seed, globalBatch: job.batch.global, microBatch: job.batch.micro,
