@@ -15,6 +15,9 @@ struct Plot: ParsableCommand {
     @Option(help: "What to plot: accuracy or loss (of the test split).")
     var metric = "accuracy"
 
+    @Option(help: "Which evaluations to plot: test or train (train needs run.eval_train).")
+    var split = "test"
+
     @Option(help: "Horizontal axis: epoch or samples.")
     var x = "epoch"
 
@@ -27,20 +30,21 @@ struct Plot: ParsableCommand {
     func validate() throws {
         guard ["accuracy", "loss"].contains(metric) else { throw ValidationError("--metric must be accuracy or loss") }
         guard ["epoch", "samples"].contains(x) else { throw ValidationError("--x must be epoch or samples") }
+        guard ["test", "train"].contains(split) else { throw ValidationError("--split must be test or train") }
     }
 
     func run() throws {
         var series: [SVGPlot.Series] = []
-        Console.info("| arm | runs | final test \(metric) (mean ± sd) | best test \(metric) (mean ± sd) | final train − test \(metric) (mean ± sd) |")
+        Console.info("| arm | runs | final \(split) \(metric) (mean ± sd) | best \(split) \(metric) (mean ± sd) | final train − test \(metric) (mean ± sd) |")
         Console.info("| --- | --- | --- | --- | --- |")
         for arm in arms {
             guard let eq = arm.lastIndex(of: "=") else { throw LockstepError.usage("\(arm): an arm is LABEL=RUNDIR[,RUNDIR...]") }
             let label = String(arm[..<eq])
             let all = try arm[arm.index(after: eq)...].split(separator: ",").map { try RunMetrics(directory: String($0)) }
             // A run that diverged (stopped on a non-finite loss) has no evaluation: count it, plot the rest.
-            let runs = all.filter { run in run.evaluations.contains { $0.split == "test" } }
+            let runs = all.filter { run in run.evaluations.contains { $0.split == split } }
             let failed = all.count - runs.count
-            let curves = runs.map { run in run.evaluations.filter { $0.split == "test" } }
+            let curves = runs.map { run in run.evaluations.filter { $0.split == split } }
             guard let shortest = curves.map(\.count).min(), shortest > 0 else {
                 Console.info("| \(label) | \(all.count) | diverged in \(failed)/\(all.count) runs | — | — |")
                 continue
@@ -61,9 +65,10 @@ struct Plot: ParsableCommand {
             let note = failed > 0 ? " (\(failed) of \(all.count) runs diverged, not included)" : ""
             // The generalization gap, where the runs also evaluated the training split (run.eval_train).
             let trainFinals = runs.compactMap { run in run.evaluations.last { $0.split == "train" }.map(value) }
+            let testFinals = runs.compactMap { run in run.evaluations.last { $0.split == "test" }.map(value) }
             let gapText: String
-            if trainFinals.count == runs.count {
-                let gaps = meanAndSD(zip(trainFinals, curves.map { value($0[shortest - 1]) }).map { $0 - $1 })
+            if trainFinals.count == runs.count && testFinals.count == runs.count {
+                let gaps = meanAndSD(zip(trainFinals, testFinals).map { $0 - $1 })
                 gapText = "\(fixed(gaps.mean)) ± \(fixed(gaps.sd))\(metric == "accuracy" ? " points" : "")"
             } else {
                 gapText = "—"
@@ -71,7 +76,7 @@ struct Plot: ParsableCommand {
             Console.info("| \(label) | \(all.count) | \(fixed(finals.mean)) ± \(fixed(finals.sd))\(unit)\(note) | \(fixed(bests.mean)) ± \(fixed(bests.sd))\(unit) | \(gapText) |")
         }
         var plot = SVGPlot(title: title, xLabel: x == "epoch" ? "epoch" : "training samples processed",
-                           yLabel: metric == "accuracy" ? "test accuracy (%)" : "test loss", series: series)
+                           yLabel: metric == "accuracy" ? "\(split) accuracy (%)" : "\(split) loss", series: series)
         plot.logY = metric == "loss"
         try writeTextFileAtomically(output, plot.render())
         Console.info("wrote \(output)")
