@@ -1,0 +1,47 @@
+// Nothing hangs: when one rank of a running job is killed (SIGKILL, mid-training), the whole
+// job ends with a non-zero exit well within 30 s, and no rank is left waiting in a collective.
+
+import Foundation
+import Testing
+
+extension MultiRank {
+    @Suite struct Faults {
+        @Test func killedRankEndsTheWholeJob() throws {
+            let dir = try Scratch.folder("fault-kill")
+            try Scratch.dataset(at: dir + "/data.h5", train: 6000)
+            // Long enough to be killed mid-run: 1,000,000 steps would take hours.
+            try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run", steps: 1_000_000)
+            let marker = "\(dir)/job.toml"
+            let killer = Thread {
+                // Wait until training runs (the metrics file has lines), then kill one rank.
+                let deadline = Date().addingTimeInterval(60)
+                while Date() < deadline {
+                    if let text = try? String(contentsOfFile: "\(dir)/run/metrics.jsonl", encoding: .utf8),
+                       text.split(separator: "\n").count > 20 { break }
+                    usleep(50_000)
+                }
+                let pgrep = Process()
+                pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
+                // Anchored at the binary: mpirun's own command line contains the same words.
+                pgrep.arguments = ["-f", "^\(Launcher.binary) train \(marker)"]
+                let out = Pipe()
+                pgrep.standardOutput = out
+                try? pgrep.run()
+                pgrep.waitUntilExit()
+                let pids = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+                    .split(separator: "\n").compactMap { Int32($0) }
+                if let victim = pids.last { kill(victim, SIGKILL) }
+            }
+            killer.start()
+            let launch = try Launcher.run(ranks: 2, ["train", marker], timeout: 120)
+            #expect(!launch.timedOut, "the job hung after a rank was killed")
+            #expect(launch.exitCode != 0)
+            // mpirun names the rank that died and how.
+            #expect(launch.stderr.contains("signal 9"), "\(launch.stderr)")
+            // The job ran for a while before the kill, then ended promptly.
+            let lines = (try? String(contentsOfFile: "\(dir)/run/metrics.jsonl", encoding: .utf8))?.split(separator: "\n").count ?? 0
+            #expect(lines > 20)
+            #expect(launch.seconds < 90, "took \(launch.seconds) s")
+        }
+    }
+}
