@@ -20,6 +20,8 @@ public struct Job: Equatable, Sendable {
         public var keepCheckpoints: Int
         /// Also evaluate on the training split at every evaluation (for the train/test gap).
         public var evalTrain: Bool
+        /// Compute the full-training-set gradient norm every this many epochs (0: never).
+        public var fullGradNormEvery: Int
     }
 
     public struct Data: Equatable, Sendable {
@@ -33,6 +35,8 @@ public struct Job: Equatable, Sendable {
         public var global: Int
         /// Per-rank micro-batch for gradient accumulation (nil: the rank's whole share at once).
         public var micro: Int?
+        /// The batch of each epoch (constant unless `batch.schedule = "increasing"`).
+        public var schedule: BatchSchedule
     }
 
     public struct Schedule: Equatable, Sendable {
@@ -92,7 +96,8 @@ public struct Job: Equatable, Sendable {
             evalEvery: try r.int("eval_every", default: 0, min: 0),
             checkpointEvery: try r.int("checkpoint_every", default: 0, min: 0),
             keepCheckpoints: try r.int("keep_checkpoints", default: 3, min: 1),
-            evalTrain: try r.bool("eval_train", default: false))
+            evalTrain: try r.bool("eval_train", default: false),
+            fullGradNormEvery: try r.int("full_grad_norm_every", default: 0, min: 0))
         try r.finish()
 
         let d = try root.section("data")
@@ -126,7 +131,22 @@ public struct Job: Equatable, Sendable {
         try m.finish()
 
         let b = try root.section("batch")
-        batch = Batch(global: try b.int("global", min: 1), micro: try b.optionalInt("micro", min: 1))
+        let global = try b.int("global", min: 1)
+        var batchSchedule = BatchSchedule(base: global)
+        switch try b.string("schedule", default: "constant") {
+        case "constant":
+            for key in ["growth", "every_epochs", "offset", "max"] where b.has(key) {
+                throw LockstepError.usage("\(b.prefix).\(key): only used with batch.schedule = \"increasing\"")
+            }
+        case "increasing":
+            batchSchedule.growth = try b.int("growth", default: 2, min: 1)
+            batchSchedule.everyEpochs = try b.int("every_epochs", default: 1, min: 1)
+            batchSchedule.offset = try b.int("offset", default: 0, min: 0)
+            batchSchedule.maxBatch = try b.optionalInt("max", min: 1)
+        case let other:
+            throw LockstepError.usage("\(b.prefix).schedule: \"\(other)\" is not one of \"constant\", \"increasing\"")
+        }
+        batch = Batch(global: global, micro: try b.optionalInt("micro", min: 1), schedule: batchSchedule)
         try b.finish()
 
         optimizer = try Optimizer(try root.section("optimizer"))
@@ -176,51 +196,69 @@ public struct Job: Equatable, Sendable {
     /// Whether the GSNR multiplier gets its own momentum (β3): with the Adam-family bases.
     public var gsnrMomentum: Bool { [.adam, .adamw, .lamb].contains(optimizer.name) }
 
-    /// Checks what depends on the launch: the world size and the training set's size.
+    /// Checks what depends on the launch, for the batch of every epoch the run touches: the world
+    /// size and the training set's size.
     public func validate(worldSize: Int, trainSamples: Int) throws {
-        guard batch.global % worldSize == 0 else {
-            let lower = batch.global / worldSize * worldSize
-            throw LockstepError.usage("batch.global = \(batch.global) is not divisible by the \(worldSize) ranks: use a multiple of \(worldSize) (e.g. \(max(lower, worldSize)) or \(lower + worldSize)) or another rank count")
-        }
-        if let micro = batch.micro, (batch.global / worldSize) % micro != 0 {
-            throw LockstepError.usage("batch.micro = \(micro) does not divide the per-rank share \(batch.global / worldSize) of batch.global = \(batch.global) over \(worldSize) ranks: use a divisor of \(batch.global / worldSize)")
-        }
-        if let gsnr {
-            let groups = worldSize * gsnr.groupsPerRank
-            guard groups >= 2 else {
-                throw LockstepError.usage("gsnr.groups_per_rank = \(gsnr.groupsPerRank) on \(worldSize) rank(s) gives \(groups) gradient group; GSNR needs at least 2 gradient groups: set gsnr.groups_per_rank = 2 or more, or run on more ranks")
+        for b in Set([batch.global] + batchPlan(trainSamples: trainSamples).map(\.batch)).sorted() {
+            let which = b == batch.global ? "batch.global = \(b)" : "the batch schedule's batch \(b) (epoch \(firstEpoch(of: b, trainSamples)))"
+            guard b % worldSize == 0 else {
+                let lower = b / worldSize * worldSize
+                throw LockstepError.usage("\(which) is not divisible by the \(worldSize) ranks: use a multiple of \(worldSize) (e.g. \(max(lower, worldSize)) or \(lower + worldSize)) or another rank count")
             }
-            let share = batch.global / worldSize
-            guard share % gsnr.groupsPerRank == 0 else {
-                throw LockstepError.usage("gsnr.groups_per_rank = \(gsnr.groupsPerRank) does not divide the per-rank share \(share) of batch.global = \(batch.global): use a divisor of \(share)")
+            guard b <= trainSamples else {
+                throw LockstepError.usage("\(which) is larger than the \(trainSamples) training samples in \(data.file): lower it (or cap it with batch.max)")
             }
-            if let micro = batch.micro, (share / gsnr.groupsPerRank) % micro != 0 {
-                throw LockstepError.usage("batch.micro = \(micro) does not divide the GSNR group size \(share / gsnr.groupsPerRank) (batch.global / ranks / gsnr.groups_per_rank): use a divisor of it")
+            let share = b / worldSize
+            if let micro = batch.micro, share % micro != 0 {
+                throw LockstepError.usage("batch.micro = \(micro) does not divide the per-rank share \(share) of \(which) over \(worldSize) ranks: use a divisor of \(share)")
             }
-        }
-        guard batch.global <= trainSamples else {
-            throw LockstepError.usage("batch.global = \(batch.global) is larger than the \(trainSamples) training samples in \(data.file): lower it")
+            if let gsnr {
+                let groups = worldSize * gsnr.groupsPerRank
+                guard groups >= 2 else {
+                    throw LockstepError.usage("gsnr.groups_per_rank = \(gsnr.groupsPerRank) on \(worldSize) rank(s) gives \(groups) gradient group; GSNR needs at least 2 gradient groups: set gsnr.groups_per_rank = 2 or more, or run on more ranks")
+                }
+                guard share % gsnr.groupsPerRank == 0 else {
+                    throw LockstepError.usage("gsnr.groups_per_rank = \(gsnr.groupsPerRank) does not divide the per-rank share \(share) of \(which): use a divisor of \(share)")
+                }
+                if let micro = batch.micro, (share / gsnr.groupsPerRank) % micro != 0 {
+                    throw LockstepError.usage("batch.micro = \(micro) does not divide the GSNR group size \(share / gsnr.groupsPerRank) (\(which) / ranks / gsnr.groups_per_rank): use a divisor of it")
+                }
+            }
         }
     }
 
-    /// Steps in the whole run: `run.steps`, or `run.epochs` full epochs.
+    /// (epoch, batch, steps) of every epoch the run touches.
+    public func batchPlan(trainSamples: Int) -> [(epoch: Int, batch: Int, steps: Int)] {
+        batch.schedule.plan(samples: trainSamples, epochs: run.epochs, totalSteps: run.steps)
+    }
+
+    private func firstEpoch(of b: Int, _ trainSamples: Int) -> Int {
+        batchPlan(trainSamples: trainSamples).first { $0.batch == b }?.epoch ?? 0
+    }
+
+    /// The largest global batch of the run (buffers are sized for it).
+    public func largestBatch(trainSamples: Int) -> Int {
+        batchPlan(trainSamples: trainSamples).map(\.batch).max() ?? batch.global
+    }
+
+    /// Steps in the whole run: `run.steps`, or `run.epochs` full epochs at each epoch's batch.
     public func totalSteps(trainSamples: Int) -> Int {
-        run.steps ?? run.epochs * EpochOrder.stepsPerEpoch(samples: trainSamples, globalBatch: batch.global)
+        run.steps ?? batchPlan(trainSamples: trainSamples).reduce(0) { $0 + $1.steps }
     }
 
     /// The learning-rate schedule, with warmup epochs converted to steps.
     public func learningRateSchedule(trainSamples: Int) -> LearningRateSchedule {
         var lr = LearningRateSchedule(baseLR: optimizer.lr, baseBatch: schedule.baseBatch, totalSteps: totalSteps(trainSamples: trainSamples))
-        let stepsPerEpoch = EpochOrder.stepsPerEpoch(samples: trainSamples, globalBatch: batch.global)
+        let plan = batch.schedule.plan(samples: trainSamples, epochs: max(run.epochs, schedule.warmupEpochs), totalSteps: nil)
         lr.scaling = schedule.scaling
         lr.warmup = schedule.warmup
-        lr.warmupSteps = schedule.warmupSteps + schedule.warmupEpochs * stepsPerEpoch
+        lr.warmupSteps = schedule.warmupSteps + plan.prefix(schedule.warmupEpochs).reduce(0) { $0 + $1.steps }
         lr.decay = schedule.decay
         lr.decayEpochs = schedule.decayEpochs
         lr.decayFactor = schedule.decayFactor
         lr.power = schedule.power
         lr.minLR = schedule.minLR
-        lr.stepsPerEpoch = stepsPerEpoch
+        lr.stepsPerEpoch = EpochOrder.stepsPerEpoch(samples: trainSamples, globalBatch: batch.global)
         return lr
     }
 

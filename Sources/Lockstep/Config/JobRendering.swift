@@ -33,6 +33,7 @@ extension Job {
                   "checkpoint_every = \(run.checkpointEvery)",
                   "keep_checkpoints = \(run.keepCheckpoints)",
                   "eval_train = \(run.evalTrain)",
+                  "full_grad_norm_every = \(run.fullGradNormEvery)",
                   "",
                   "[data]",
                   "file = \(q(data.file))",
@@ -52,6 +53,15 @@ extension Job {
                   "[batch]",
                   "global = \(batch.global)"]
         if let micro = batch.micro { lines.append("micro = \(micro)") }
+        if batch.schedule.isConstant && batch.schedule.maxBatch == nil {
+            lines.append("schedule = \"constant\"")
+        } else {
+            lines += ["schedule = \"increasing\"",
+                      "growth = \(batch.schedule.growth)",
+                      "every_epochs = \(batch.schedule.everyEpochs)",
+                      "offset = \(batch.schedule.offset)"]
+            if let cap = batch.schedule.maxBatch { lines.append("max = \(cap)") }
+        }
         lines += ["",
                   "[optimizer]"]
         lines += optimizer.resolvedLines

@@ -27,7 +27,7 @@ public struct LearningRateSchedule: Equatable, Sendable {
     public var minLR = 0.0
     /// Total steps of the run (cosine and polynomial reach `minLR` there).
     public var totalSteps: Int
-    /// Steps per epoch, to place step-decay epochs.
+    /// Steps per epoch, to place step-decay epochs when the caller gives no epoch.
     public var stepsPerEpoch = 1
 
     public init(baseLR: Double, baseBatch: Int, totalSteps: Int) {
@@ -46,8 +46,14 @@ public struct LearningRateSchedule: Equatable, Sendable {
         }
     }
 
-    /// The rate for 0-based `step` at global batch `batch`.
+    /// The rate for 0-based `step` at global batch `batch`, with a constant batch (the epoch,
+    /// for step decay, is `step / stepsPerEpoch`).
     public func lr(step: Int, batch: Int) -> Double {
+        lr(step: step, epoch: step / max(stepsPerEpoch, 1), batch: batch)
+    }
+
+    /// The rate for 0-based `step`, in 0-based `epoch`, at global batch `batch`.
+    public func lr(step: Int, epoch: Int, batch: Int) -> Double {
         let target = scaledLR(batch: batch)
         if step < warmupSteps {
             switch warmup {
@@ -61,7 +67,6 @@ public struct LearningRateSchedule: Equatable, Sendable {
         case .constant:
             return target
         case .step:
-            let epoch = step / max(stepsPerEpoch, 1)
             let passed = decayEpochs.filter { $0 <= epoch }.count
             return target * pow(decayFactor, Double(passed))
         case .cosine:

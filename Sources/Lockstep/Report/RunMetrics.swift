@@ -21,6 +21,8 @@ public struct RunMetrics {
     public let directory: String
     public let evaluations: [Evaluation]
     public let training: [TrainingLine]
+    /// (epoch, samples processed, ‖∇f‖) of every full-gradient measurement.
+    public let fullGradients: [(epoch: Int, samples: Int, norm: Double)]
 
     public init(directory: String) throws {
         self.directory = directory
@@ -28,6 +30,7 @@ public struct RunMetrics {
         guard let text = readTextFile(path) else { throw LockstepError.usage("\(path): no such readable file (is \(directory) a run directory?)") }
         var evaluations: [Evaluation] = []
         var training: [TrainingLine] = []
+        var fullGradients: [(epoch: Int, samples: Int, norm: Double)] = []
         for (number, line) in text.split(separator: "\n").enumerated() {
             guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
                 throw LockstepError.usage("\(path):\(number + 1): not a JSON object")
@@ -35,7 +38,10 @@ public struct RunMetrics {
             let step = (object["step"] as? NSNumber)?.intValue ?? 0
             let epoch = (object["epoch"] as? NSNumber)?.intValue ?? 0
             let loss = (object["loss"] as? NSNumber)?.doubleValue ?? .nan
-            if let split = object["split"] as? String {
+            if object["measure"] as? String == "full_gradient" {
+                fullGradients.append((epoch, (object["samples"] as? NSNumber)?.intValue ?? 0,
+                                      (object["full_grad_norm"] as? NSNumber)?.doubleValue ?? .nan))
+            } else if let split = object["split"] as? String {
                 evaluations.append(Evaluation(step: step, epoch: epoch, split: split,
                                               accuracy: (object["accuracy"] as? NSNumber)?.doubleValue ?? .nan, loss: loss))
             } else {
@@ -44,6 +50,7 @@ public struct RunMetrics {
         }
         self.evaluations = evaluations
         self.training = training
+        self.fullGradients = fullGradients
     }
 }
 

@@ -72,7 +72,8 @@ public enum TrainingRun {
                                                stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: job.batch.global))
         let schedule = job.learningRateSchedule(trainSamples: train.count)
         let trainer = Trainer(comm: comm, network: network, optimizer: baseOptimizer, train: train,
-                              schedule: schedule, seed: job.run.seed, globalBatch: job.batch.global, microBatch: job.batch.micro,
+                              schedule: schedule, seed: job.run.seed, batchSchedule: job.batch.schedule,
+                              largestBatch: job.largestBatch(trainSamples: train.count), microBatch: job.batch.micro,
                               gsnr: job.gsnr, gsnrMomentum: job.gsnrMomentum)
 
         // 4. Resume: rank 0 reads the newest complete checkpoint and broadcasts it.
@@ -88,6 +89,14 @@ public enum TrainingRun {
         let total = job.totalSteps(trainSamples: train.count)
         let stopAt = min(total, options.stopAfter ?? total)
         say("lockstep: \(job.run.name) on \(comm.size) rank(s): \(network.parameterCount) parameters, global batch \(job.batch.global) (\(trainer.localBatch) per rank\(trainer.microBatch < trainer.localBatch ? " in micro-batches of \(trainer.microBatch)" : "")), \(job.gsnr == nil ? "" : "VR-")\(job.optimizer.name.rawValue)\(job.gsnr.map { " (GSNR over \($0.groupsPerRank * comm.size) gradient groups)" } ?? ""), \(trainer.stepsPerEpoch) steps/epoch, \(total) steps, lr \(schedule.scaledLR(batch: job.batch.global))")
+        if !job.batch.schedule.isConstant {
+            // One entry per run of equal batches: "epochs 0–39: 8, epochs 40–79: 32, ...".
+            var runs: [(first: Int, last: Int, batch: Int)] = []
+            for e in job.batchPlan(trainSamples: train.count) {
+                if let last = runs.last, last.batch == e.batch { runs[runs.count - 1].last = e.epoch } else { runs.append((e.epoch, e.epoch, e.batch)) }
+            }
+            say("batch schedule: " + runs.map { ($0.first == $0.last ? "epoch \($0.first)" : "epochs \($0.first)–\($0.last)") + ": \($0.batch)" }.joined(separator: ", "))
+        }
         if let from = resumedFrom { say("resumed at step \(from.step) (epoch \(from.epoch))") }
 
         // 6. The loop.
@@ -123,6 +132,12 @@ public enum TrainingRun {
                     line += "; train accuracy \(format(onTrain.accuracy * 100, 2))% loss \(format(onTrain.loss, 4))"
                 }
                 say(line)
+            }
+            if epochEnd && job.run.fullGradNormEvery > 0 && (p.epoch + 1) % job.run.fullGradNormEvery == 0 {
+                let full = trainer.fullGradient()
+                metrics.log(["step": p.step, "epoch": p.epoch, "measure": "full_gradient", "full_grad_norm": full.norm,
+                             "full_loss": full.loss, "samples": p.samplesSeen])
+                say("full gradient after epoch \(p.epoch): norm \(format(full.norm, 5)), training loss \(format(full.loss, 4)), \(p.samplesSeen) samples processed")
             }
             if p.step == stopAt || (job.run.checkpointEvery > 0 ? p.step % job.run.checkpointEvery == 0 : epochEnd) {
                 try writeCheckpoint(job: job, dir: checkpointDir, trainer: trainer, comm: comm)

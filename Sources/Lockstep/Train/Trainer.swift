@@ -16,11 +16,16 @@ public final class Trainer {
     public let train: Dataset
     public let schedule: LearningRateSchedule
     public let seed: UInt64
-    public let globalBatch: Int
-    public let localBatch: Int
-    /// Rows per forward/backward pass; the rank's share is `localBatch / microBatch` passes.
-    public let microBatch: Int
-    public let stepsPerEpoch: Int
+    /// The global batch of each epoch.
+    public let batchSchedule: BatchSchedule
+    /// The current epoch's global batch, this rank's share of it, and the rows per
+    /// forward/backward pass (the share is `localBatch / microBatch` passes).
+    public private(set) var globalBatch: Int
+    public private(set) var localBatch: Int
+    public private(set) var microBatch: Int
+    /// `batch.micro` if set; otherwise a pass is one GSNR group (or the whole share).
+    private let fixedMicroBatch: Int?
+    public private(set) var stepsPerEpoch: Int
     public private(set) var position = TrainingPosition()
 
     /// The epoch whose permutation `order` holds (−1: none yet).
@@ -35,20 +40,18 @@ public final class Trainer {
 
     /// With `gsnr`, `optimizer` is wrapped in `VarianceReduced` (GSNR momentum when `gsnrMomentum`).
     public init(comm: Communicator, network: Network, optimizer: any Optimizer, train: Dataset,
-                schedule: LearningRateSchedule, seed: UInt64, globalBatch: Int, microBatch: Int? = nil,
-                gsnr: GSNRSettings? = nil, gsnrMomentum: Bool = false) {
-        precondition(globalBatch % comm.size == 0, "validated by Job.validate")
+                schedule: LearningRateSchedule, seed: UInt64, batchSchedule: BatchSchedule, largestBatch: Int,
+                microBatch: Int? = nil, gsnr: GSNRSettings? = nil, gsnrMomentum: Bool = false) {
         self.comm = comm
         self.network = network
         self.train = train
         self.schedule = schedule
         self.seed = seed
-        self.globalBatch = globalBatch
-        localBatch = globalBatch / comm.size
+        self.batchSchedule = batchSchedule
         groupsPerRank = gsnr?.groupsPerRank ?? 1
-        let groupSize = localBatch / groupsPerRank
-        self.microBatch = microBatch ?? groupSize
-        precondition(localBatch % groupsPerRank == 0 && groupSize % self.microBatch == 0, "validated by Job.validate")
+        fixedMicroBatch = microBatch
+        (globalBatch, localBatch, self.microBatch, stepsPerEpoch) = Self.shape(
+            epoch: 0, batchSchedule, ranks: comm.size, groups: groupsPerRank, micro: microBatch, samples: train.count)
         let p = network.parameterCount
         if let gsnr {
             exchange = FloatBuffer(count: 2 * p + 1)
@@ -61,9 +64,9 @@ public final class Trainer {
             exchange = network.gradients
             self.optimizer = optimizer
         }
-        stepsPerEpoch = EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: globalBatch)
         order = [Int32](repeating: 0, count: train.count)
-        capacity = max(self.microBatch, Self.evaluationChunk)
+        // Sized once for the largest pass of the run.
+        capacity = max(microBatch ?? largestBatch / comm.size / groupsPerRank, Self.evaluationChunk)
         input = FloatBuffer(count: capacity * train.width)
         labels = .allocate(capacity: capacity)
         network.reserve(batch: capacity)
@@ -72,13 +75,33 @@ public final class Trainer {
     deinit { labels.deallocate() }
 
     /// Continues from a checkpoint's position.
-    public func restore(_ position: TrainingPosition) { self.position = position }
+    public func restore(_ position: TrainingPosition) {
+        self.position = position
+        enter(epoch: position.epoch)
+    }
+
+    /// The batch sizes and steps of `epoch` (all validated by Job.validate for the whole run).
+    private static func shape(epoch: Int, _ schedule: BatchSchedule, ranks: Int, groups: Int, micro: Int?, samples: Int)
+        -> (global: Int, local: Int, micro: Int, steps: Int) {
+        let global = schedule.batch(epoch: epoch)
+        let local = global / ranks
+        precondition(global % ranks == 0 && local % groups == 0, "validated by Job.validate")
+        let pass = micro ?? local / groups
+        precondition((local / groups) % pass == 0, "validated by Job.validate")
+        return (global, local, pass, EpochOrder.stepsPerEpoch(samples: samples, globalBatch: global))
+    }
+
+    private func enter(epoch: Int) {
+        (globalBatch, localBatch, microBatch, stepsPerEpoch) = Self.shape(
+            epoch: epoch, batchSchedule, ranks: comm.size, groups: groupsPerRank, micro: fixedMicroBatch, samples: train.count)
+    }
 
     /// One optimizer step on the next global batch. Returns the global-batch mean loss and the rate used.
     public func step() throws -> (loss: Double, lr: Double) {
         if position.epochStep == stepsPerEpoch {
             position.epoch += 1
             position.epochStep = 0
+            enter(epoch: position.epoch)
         }
         if orderEpoch != position.epoch {
             EpochOrder.permutation(seed: seed, epoch: position.epoch, into: &order)
@@ -119,7 +142,7 @@ public final class Trainer {
         guard loss.isFinite else {
             throw LockstepError.runtime("the loss became non-finite (\(loss)) at step \(position.step + 1): lower optimizer.lr or check the data")
         }
-        let lr = schedule.lr(step: position.step, batch: globalBatch)
+        let lr = schedule.lr(step: position.step, epoch: position.epoch, batch: globalBatch)
         optimizer.step(parameters: network.parameters.pointer, gradients: exchange.pointer, lr: Float(lr))
 
         position.step += 1
@@ -137,6 +160,30 @@ public final class Trainer {
 
     /// Whether the step just taken finished an epoch.
     public var atEpochEnd: Bool { position.epochStep == stepsPerEpoch }
+
+    /// ‖∇f(w)‖ over the whole training set and the mean training loss (ALGORITHMS.md §4): one
+    /// extra deterministic pass (no update, nothing random), each rank a contiguous slice, one
+    /// allreduce of [gradient, loss]. Uses the network's gradient buffer, so call it between steps.
+    public func fullGradient() -> (norm: Double, loss: Double) {
+        let n = train.count, p = network.parameterCount
+        let start = n * comm.rank / comm.size, end = n * (comm.rank + 1) / comm.size
+        var lossSum = 0.0
+        var chunkStart = start
+        if start == end { network.gradients.fill(0) }
+        while chunkStart < end {
+            let chunkEnd = min(chunkStart + capacity, end)
+            let rows = chunkEnd - chunkStart
+            train.gather(chunkStart..<chunkEnd, x: input.pointer, y: labels)
+            let logits = network.forward(input.pointer, batch: rows)
+            lossSum += SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels, dlogits: network.logitGradient,
+                                                           batch: rows, classes: network.classes, scale: 1 / Float(n))
+            network.backward(input.pointer, dlogits: network.logitGradient, batch: rows, accumulate: chunkStart > start)
+            chunkStart = chunkEnd
+        }
+        network.gradients.pointer[p] = Float(lossSum)
+        comm.allreduce(network.gradients.buffer)
+        return (Norms.l2(network.gradients.pointer, p), Double(network.gradients.pointer[p]) / Double(n))
+    }
 
     /// Accuracy and mean loss over a whole split; each rank takes a contiguous slice, sums are allreduced.
     public func evaluate(_ data: Dataset) -> (accuracy: Double, loss: Double) {

@@ -77,7 +77,7 @@ enum Scratch {
 
     /// (step, loss) of every training line.
     static func losses(_ runDir: String) throws -> [(Int, Double)] {
-        try metrics(runDir).filter { $0["split"] == nil }.map { ($0["step"] as! Int, ($0["loss"] as! NSNumber).doubleValue) }
+        try metrics(runDir).filter { $0["split"] == nil && $0["measure"] == nil }.map { ($0["step"] as! Int, ($0["loss"] as! NSNumber).doubleValue) }
     }
 
     /// All float datasets in a checkpoint, by path (model and optimizer state).

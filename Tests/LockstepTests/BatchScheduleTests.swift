@@ -1,0 +1,92 @@
+// Increasing batch-size schedules (ALGORITHMS.md §4): b(e) = min(a·δ^⌊e/E⌋ + c, b_max), the
+// per-epoch plan (steps = ⌊N/b⌋), total steps, warmup in epochs, and validation of every epoch's batch.
+
+import Lockstep
+import Testing
+
+struct BatchScheduleTests {
+    @Test func formulaWithIntervalsOffsetAndCap() {
+        var s = BatchSchedule(base: 8)
+        #expect(s.isConstant && (0..<5).allSatisfy { s.batch(epoch: $0) == 8 })
+        s.growth = 4
+        s.everyEpochs = 40
+        // The authors' setting: 8 → 2048, ×4 every 40 epochs.
+        #expect([0, 39, 40, 79, 80, 120, 160, 199].map { s.batch(epoch: $0) } == [8, 8, 32, 32, 128, 512, 2048, 2048])
+        s.maxBatch = 1000
+        #expect(s.batch(epoch: 160) == 1000 && s.batch(epoch: 120) == 512)
+        // Capped affine form: min(a·δ^⌊e/E⌋ + c, b_max).
+        var affine = BatchSchedule(base: 6)
+        affine.growth = 2
+        affine.everyEpochs = 2
+        affine.offset = 4
+        affine.maxBatch = 40
+        #expect((0..<10).map { affine.batch(epoch: $0) } == [10, 10, 16, 16, 28, 28, 40, 40, 40, 40])
+    }
+
+    @Test func planDropsEachEpochsTailAndCoversTheRun() {
+        var s = BatchSchedule(base: 100)
+        s.growth = 2
+        let plan = s.plan(samples: 1050, epochs: 3, totalSteps: nil)
+        #expect(plan.map(\.batch) == [100, 200, 400])
+        #expect(plan.map(\.steps) == [10, 5, 2])
+        // With a step budget the plan runs until the budget is covered.
+        #expect(s.plan(samples: 1050, epochs: 1, totalSteps: 16).map(\.epoch) == [0, 1, 2])
+    }
+
+    static let job = """
+    [run]
+    epochs = 3
+    [data]
+    file = "d.h5"
+    [model]
+    layers = [{ units = 4 }, { units = 3 }]
+    [batch]
+    global = 12
+    schedule = "increasing"
+    growth = 2
+    [optimizer]
+    name = "nshb"
+    lr = 0.1
+    [schedule]
+    warmup_epochs = 2
+
+    """
+
+    @Test func jobTotalsAndWarmupFollowTheSchedule() throws {
+        let job = try Job.parse(Self.job, source: "j.toml")
+        #expect(job.batch.schedule.batch(epoch: 2) == 48)
+        #expect(job.totalSteps(trainSamples: 600) == 50 + 25 + 12)
+        #expect(job.largestBatch(trainSamples: 600) == 48)
+        // Warmup over 2 epochs = the steps of epochs 0 and 1 at their own batches.
+        #expect(job.learningRateSchedule(trainSamples: 600).warmupSteps == 75)
+        #expect(try Job.parse(job.resolvedTOML, source: "x.toml") == job)
+    }
+
+    @Test func everyEpochsBatchIsValidated() throws {
+        let job = try Job.parse(Self.job, source: "j.toml")
+        try job.validate(worldSize: 3, trainSamples: 600)
+        // 12 and 24 split over 4 ranks into 3 and 6, but 48 / 5 does not: on 5 ranks even epoch 0 fails.
+        #expect(throws: LockstepError.self) { try job.validate(worldSize: 5, trainSamples: 600) }
+        // Epoch 2's batch (48) larger than the data set.
+        do {
+            try job.validate(worldSize: 1, trainSamples: 40)
+            Issue.record("a batch larger than the data set was accepted")
+        } catch let e as LockstepError {
+            #expect(e.message.contains("larger than the 40 training samples"))
+        }
+        var micro = Self.job.replacingAll("schedule = \"increasing\"", "schedule = \"increasing\"\nmicro = 4")
+        micro = micro.replacingAll("global = 12", "global = 8")
+        // 8/2 = 4 and 16/2 = 8 are multiples of 4, and so is 32/2 = 16: valid on 2 ranks.
+        try Job.parse(micro, source: "j.toml").validate(worldSize: 2, trainSamples: 600)
+        #expect(throws: LockstepError.self) { try Job.parse(Self.job.replacingAll("growth = 2", "growth = 2\nmax = 0"), source: "j.toml") }
+        #expect(throws: LockstepError.self) {
+            try Job.parse(Self.job.replacingAll("schedule = \"increasing\"\ngrowth = 2", "growth = 2"), source: "j.toml")
+        }
+    }
+}
+
+extension String {
+    fileprivate func replacingAll(_ a: String, _ b: String) -> String {
+        split(separator: a, omittingEmptySubsequences: false).joined(separator: b)
+    }
+}
