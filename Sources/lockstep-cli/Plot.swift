@@ -12,7 +12,7 @@ struct Plot: ParsableCommand {
     @Argument(help: ArgumentHelp("Arms: LABEL=RUNDIR[,RUNDIR...].", valueName: "arm"))
     var arms: [String]
 
-    @Option(help: "What to plot: accuracy or loss (of the test split).")
+    @Option(help: "What to plot: accuracy or loss (of --split), or full_grad_norm (needs run.full_grad_norm_every).")
     var metric = "accuracy"
 
     @Option(help: "Which evaluations to plot: test or train (train needs run.eval_train).")
@@ -28,7 +28,9 @@ struct Plot: ParsableCommand {
     var title = "Test accuracy"
 
     func validate() throws {
-        guard ["accuracy", "loss"].contains(metric) else { throw ValidationError("--metric must be accuracy or loss") }
+        guard ["accuracy", "loss", "full_grad_norm"].contains(metric) else {
+            throw ValidationError("--metric must be accuracy, loss or full_grad_norm")
+        }
         guard ["epoch", "samples"].contains(x) else { throw ValidationError("--x must be epoch or samples") }
         guard ["test", "train"].contains(split) else { throw ValidationError("--split must be test or train") }
     }
@@ -41,6 +43,10 @@ struct Plot: ParsableCommand {
             guard let eq = arm.lastIndex(of: "=") else { throw LockstepError.usage("\(arm): an arm is LABEL=RUNDIR[,RUNDIR...]") }
             let label = String(arm[..<eq])
             let all = try arm[arm.index(after: eq)...].split(separator: ",").map { try RunMetrics(directory: String($0)) }
+            if metric == "full_grad_norm" {
+                series.append(fullGradientSeries(label, all))
+                continue
+            }
             // A run that diverged (stopped on a non-finite loss) has no evaluation: count it, plot the rest.
             let runs = all.filter { run in run.evaluations.contains { $0.split == split } }
             let failed = all.count - runs.count
@@ -75,11 +81,24 @@ struct Plot: ParsableCommand {
             }
             Console.info("| \(label) | \(all.count) | \(fixed(finals.mean)) ± \(fixed(finals.sd))\(unit)\(note) | \(fixed(bests.mean)) ± \(fixed(bests.sd))\(unit) | \(gapText) |")
         }
+        let yLabel = metric == "accuracy" ? "\(split) accuracy (%)" : metric == "loss" ? "\(split) loss" : "full-gradient norm ‖∇f(w)‖"
         var plot = SVGPlot(title: title, xLabel: x == "epoch" ? "epoch" : "training samples processed",
-                           yLabel: metric == "accuracy" ? "\(split) accuracy (%)" : "\(split) loss", series: series)
-        plot.logY = metric == "loss"
+                           yLabel: yLabel, series: series)
+        plot.logY = metric != "accuracy"
         try writeTextFileAtomically(output, plot.render())
         Console.info("wrote \(output)")
+    }
+
+    /// ‖∇f‖ per measurement, mean ± sd over the runs (which measured at the same points).
+    private func fullGradientSeries(_ label: String, _ runs: [RunMetrics]) -> SVGPlot.Series {
+        let count = runs.map(\.fullGradients.count).min() ?? 0
+        let points = (0..<count).map { i -> (x: Double, mean: Double, sd: Double) in
+            let (mean, sd) = meanAndSD(runs.map { $0.fullGradients[i].norm })
+            let first = runs[0].fullGradients[i]
+            return (x == "epoch" ? Double(first.epoch + 1) : Double(first.samples), mean, sd)
+        }
+        Console.info("| \(label) | \(runs.count) | final ‖∇f‖ \(points.last.map { "\($0.mean) ± \($0.sd)" } ?? "n/a") | — | — |")
+        return SVGPlot.Series(label: label, points: points)
     }
 
     private func fixed(_ v: Double) -> String {
