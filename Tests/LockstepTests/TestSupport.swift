@@ -51,15 +51,7 @@ func writeBytes(_ bytes: [UInt8], to path: String) throws {
 
 /// Reads a whole file's bytes.
 func readBytes(_ path: String) throws -> [UInt8] {
-    guard let f = fopen(path, "rb") else { throw LockstepError.runtime("cannot read \(path)") }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&chunk, 1, chunk.count, f)
-        if n == 0 { break }
-        bytes.append(contentsOf: chunk[0..<n])
-    }
+    guard let bytes = readFileBytes(path) else { throw LockstepError.runtime("cannot read \(path)") }
     return bytes
 }
 

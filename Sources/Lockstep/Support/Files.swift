@@ -3,8 +3,8 @@
 import Glibc
 #endif
 
-/// The whole file as UTF-8 text, or nil if it cannot be read.
-public func readTextFile(_ path: String) -> String? {
+/// The whole file's bytes, or nil if it cannot be read.
+public func readFileBytes(_ path: String) -> [UInt8]? {
     guard let f = fopen(path, "rb") else { return nil }
     defer { fclose(f) }
     var bytes: [UInt8] = []
@@ -14,8 +14,12 @@ public func readTextFile(_ path: String) -> String? {
         if n == 0 { break }
         bytes.append(contentsOf: chunk[0..<n])
     }
-    if ferror(f) != 0 { return nil }
-    return String(decoding: bytes, as: UTF8.self)
+    return ferror(f) != 0 ? nil : bytes
+}
+
+/// The whole file as UTF-8 text, or nil if it cannot be read.
+public func readTextFile(_ path: String) -> String? {
+    readFileBytes(path).map { String(decoding: $0, as: UTF8.self) }
 }
 
 /// Creates `path` and its parents (mkdir -p).
