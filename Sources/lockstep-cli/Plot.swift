@@ -37,8 +37,13 @@ struct Plot: ParsableCommand {
 
     func run() throws {
         var series: [SVGPlot.Series] = []
-        Console.info("| arm | runs | final \(split) \(metric) (mean ± sd) | best \(split) \(metric) (mean ± sd) | final train − test \(metric) (mean ± sd) |")
-        Console.info("| --- | --- | --- | --- | --- |")
+        if metric == "full_grad_norm" {
+            Console.info("| arm | runs | final ‖∇f‖ (mean ± sd) |")
+            Console.info("| --- | --- | --- |")
+        } else {
+            Console.info("| arm | runs | final \(split) \(metric) (mean ± sd) | best \(split) \(metric) (mean ± sd) | final train − test \(metric) (mean ± sd) |")
+            Console.info("| --- | --- | --- | --- | --- |")
+        }
         for arm in arms {
             guard let eq = arm.lastIndex(of: "=") else { throw LockstepError.usage("\(arm): an arm is LABEL=RUNDIR[,RUNDIR...]") }
             let label = String(arm[..<eq])
@@ -97,8 +102,16 @@ struct Plot: ParsableCommand {
             let first = runs[0].fullGradients[i]
             return (x == "epoch" ? Double(first.epoch + 1) : Double(first.samples), mean, sd)
         }
-        Console.info("| \(label) | \(runs.count) | final ‖∇f‖ \(points.last.map { "\($0.mean) ± \($0.sd)" } ?? "n/a") | — | — |")
+        Console.info("| \(label) | \(runs.count) | \(points.last.map { "\(format4($0.mean)) ± \(format4($0.sd))" } ?? "n/a") |")
         return SVGPlot.Series(label: label, points: points)
+    }
+
+    /// Four decimals (norms are well below 1).
+    private func format4(_ v: Double) -> String {
+        guard v.isFinite else { return "n/a" }
+        let units = Int((v.magnitude * 10_000).rounded())
+        let fraction = String(units % 10_000)
+        return (v < 0 ? "-" : "") + "\(units / 10_000)." + String(repeating: "0", count: 4 - fraction.count) + fraction
     }
 
     private func fixed(_ v: Double) -> String {

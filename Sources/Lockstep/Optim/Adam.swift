@@ -32,11 +32,9 @@ public final class Adam: Optimizer {
 
     public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, lr: Float) {
         updates += 1
-        let t = Double(updates)
         let b1 = Float(settings.beta1), b2 = Float(settings.beta2), eps = Float(settings.epsilon)
         // Bias corrections folded into two scalars per step.
-        let c1 = Float(1 / (1 - pow(settings.beta1, t)))
-        let c2 = Float(1 / (1 - pow(settings.beta2, t)))
+        let (c1, c2) = Norms.biasCorrections(beta1: settings.beta1, beta2: settings.beta2, t: updates)
         for view in views {
             let decay: Float = (view.spec.isWeight || settings.decayBiases) ? Float(settings.weightDecay) : 0
             let coupled: Float = settings.decoupled ? 0 : decay

@@ -39,10 +39,8 @@ public final class LAMB: Optimizer, TrustRatioReporting {
 
     public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, lr: Float) {
         updates += 1
-        let t = Double(updates)
         let b1 = Float(settings.beta1), b2 = Float(settings.beta2), eps = Float(settings.epsilon)
-        let c1 = Float(1 / (1 - pow(settings.beta1, t)))
-        let c2 = Float(1 / (1 - pow(settings.beta2, t)))
+        let (c1, c2) = Norms.biasCorrections(beta1: settings.beta1, beta2: settings.beta2, t: updates)
         let a = direction.pointer
         for (index, view) in views.enumerated() {
             let w = parameters + view.offset, g = gradients + view.offset

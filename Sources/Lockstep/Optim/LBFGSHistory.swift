@@ -35,8 +35,8 @@ public final class LBFGSHistory {
     /// `capacity`. Returns whether the pair was kept.
     @discardableResult
     public func offer(s sNew: UnsafePointer<Float>, y yNew: UnsafePointer<Float>, epsilon: Double = 1e-10) -> Bool {
-        let sy = Self.dot(sNew, yNew, count)
-        let ss = Self.dot(sNew, sNew, count), yy = Self.dot(yNew, yNew, count)
+        let sy = Norms.dot(sNew, yNew, count)
+        let ss = Norms.dot(sNew, sNew, count), yy = Norms.dot(yNew, yNew, count)
         guard sy.isFinite, sy > epsilon * (ss * yy).squareRoot() else { return false }
         let slot = size < capacity ? (oldest + size) % capacity : oldest
         if size == capacity { oldest = (oldest + 1) % capacity } else { size += 1 }
@@ -52,30 +52,23 @@ public final class LBFGSHistory {
         // First loop, newest to oldest: α_i = ρ_i·s_iᵀq; q ← q − α_i·y_i.
         for k in stride(from: size - 1, through: 0, by: -1) {
             let i = (oldest + k) % capacity
-            let a = rho[i] * Self.dot(s[i].pointer, d, count)
+            let a = rho[i] * Norms.dot(s[i].pointer, d, count)
             alpha[i] = a
             Self.axpy(-a, y[i].pointer, d, count)
         }
         // H0 = γ·I with γ = sᵀy / yᵀy of the newest pair.
         if size > 0 {
             let newest = (oldest + size - 1) % capacity
-            let gamma = (1 / rho[newest]) / Self.dot(y[newest].pointer, y[newest].pointer, count)
+            let gamma = (1 / rho[newest]) / Norms.dot(y[newest].pointer, y[newest].pointer, count)
             Self.scale(gamma, d, count)
         }
         // Second loop, oldest to newest: β = ρ_i·y_iᵀr; r ← r + s_i·(α_i − β).
         for k in 0..<size {
             let i = (oldest + k) % capacity
-            let b = rho[i] * Self.dot(y[i].pointer, d, count)
+            let b = rho[i] * Norms.dot(y[i].pointer, d, count)
             Self.axpy(alpha[i] - b, s[i].pointer, d, count)
         }
         Self.scale(-1, d, count)
-    }
-
-    @inline(__always)
-    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ n: Int) -> Double {
-        var sum = 0.0
-        for j in 0..<n { sum += Double(a[j]) * Double(b[j]) }
-        return sum
     }
 
     @inline(__always)
