@@ -8,9 +8,11 @@ import Testing
 extension MultiRank {
     @Suite struct Resume {
         /// 2 ranks, 40 steps straight vs 17 steps (mid-epoch: 25 steps/epoch), stop, resume to 40.
-        /// With momentum SGD (weight decay) and with R-SGD, whose random draws must continue too.
+        /// With momentum SGD (weight decay), with R-SGD, whose random draws must continue too, and
+        /// with L-BFGS, whose curvature pairs must come back from the checkpoint.
         @Test(arguments: ["lr = 0.1\nmomentum = 0.9\nweight_decay = 1e-3",
-                          "name = \"rsgd\"\nlr = 0.05\np0 = 0.9\ngamma = 0.95"])
+                          "name = \"rsgd\"\nlr = 0.05\np0 = 0.9\ngamma = 0.95",
+                          "name = \"lbfgs\"\nhistory = 3\ninner = 2"])
         func stopAndResumeMatchesStraightRunBitwise(_ optimizer: String) throws {
             let dir = try Scratch.folder("resume")
             try Scratch.dataset(at: dir + "/data.h5")

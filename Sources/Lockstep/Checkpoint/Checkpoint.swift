@@ -41,7 +41,7 @@ public enum Checkpoint {
     }
 
     /// Writes atomically: `path`.tmp, fsync, rename to `path`, fsync the folder.
-    public static func write(to path: String, network: Network, optimizer: any Optimizer,
+    public static func write(to path: String, network: Network, optimizer: any OptimizerState,
                              position: TrainingPosition, worldSize: Int, seed: UInt64, config: String) throws {
         let temporary = path + ".tmp"
         do {

@@ -63,6 +63,18 @@ public final class Communicator: @unchecked Sendable {
         check(MPI_Allreduce(lockstep_in_place(), base, Int32(buffer.count), T.mpiType, op.mpiOp, comm), "MPI_Allreduce")
     }
 
+    /// Reduction of `send` into `receive` (same count), leaving `send` as it was: the result lands
+    /// where the caller wants it without a copy.
+    public func allreduce<T: MPIScalar>(_ send: UnsafeMutableBufferPointer<T>, into receive: UnsafeMutablePointer<T>, _ op: ReduceOp = .sum) {
+        collectiveCalls += 1
+        guard let base = send.baseAddress else { return }
+        guard size > 1 else {
+            receive.update(from: base, count: send.count)
+            return
+        }
+        check(MPI_Allreduce(base, receive, Int32(send.count), T.mpiType, op.mpiOp, comm), "MPI_Allreduce")
+    }
+
     /// In-place reduction of an array.
     public func allreduce<T: MPIScalar>(_ values: inout [T], _ op: ReduceOp = .sum) {
         values.withUnsafeMutableBufferPointer { allreduce($0, op) }

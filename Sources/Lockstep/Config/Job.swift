@@ -31,8 +31,12 @@ public struct Job: Equatable, Sendable {
     }
 
     public struct Batch: Equatable, Sendable {
-        /// The global batch: samples per optimizer step over all ranks together.
+        /// The global batch: samples per optimizer step over all ranks together. With `full`
+        /// it is the training set's size (0 until `resolve(trainSamples:)`).
         public var global: Int
+        /// `batch.global = "full"`: every step uses the whole training set, each rank a
+        /// contiguous slice (any rank count; no data order).
+        public var full: Bool
         /// Per-rank micro-batch for gradient accumulation (nil: the rank's whole share at once).
         public var micro: Int?
         /// The batch of each epoch (constant unless `batch.schedule = "increasing"`).
@@ -131,7 +135,8 @@ public struct Job: Equatable, Sendable {
         try m.finish()
 
         let b = try root.section("batch")
-        let global = try b.int("global", min: 1)
+        let globalOrFull = try b.intOrWord("global", "full", min: 1)
+        let global = globalOrFull ?? 0
         var batchSchedule = BatchSchedule(base: global)
         switch try b.string("schedule", default: "constant") {
         case "constant":
@@ -139,6 +144,9 @@ public struct Job: Equatable, Sendable {
                 throw LockstepError.usage("\(b.prefix).\(key): only used with batch.schedule = \"increasing\"")
             }
         case "increasing":
+            if globalOrFull == nil {
+                throw LockstepError.usage("\(b.prefix).global = \"full\" cannot grow: use batch.schedule = \"constant\" or a number for batch.global")
+            }
             batchSchedule.growth = try b.int("growth", default: 2, min: 1)
             batchSchedule.everyEpochs = try b.int("every_epochs", default: 1, min: 1)
             batchSchedule.offset = try b.int("offset", default: 0, min: 0)
@@ -146,7 +154,7 @@ public struct Job: Equatable, Sendable {
         case let other:
             throw LockstepError.usage("\(b.prefix).schedule: \"\(other)\" is not one of \"constant\", \"increasing\"")
         }
-        batch = Batch(global: global, micro: try b.optionalInt("micro", min: 1), schedule: batchSchedule)
+        batch = Batch(global: global, full: globalOrFull == nil, micro: try b.optionalInt("micro", min: 1), schedule: batchSchedule)
         try b.finish()
 
         optimizer = try Optimizer(try root.section("optimizer"))
@@ -188,6 +196,12 @@ public struct Job: Equatable, Sendable {
             throw LockstepError.usage("\(g.prefix).eps: must be greater than 0 (default 1e-12)")
         }
         gsnr = gsnrEnabled ? settings : nil
+        if gsnrEnabled && optimizer.name == .lbfgs {
+            throw LockstepError.usage("\(g.prefix).enabled: GSNR corrects first-order updates; L-BFGS has none: set gsnr.enabled = false or choose another optimizer")
+        }
+        if gsnrEnabled && batch.full {
+            throw LockstepError.usage("\(g.prefix).enabled: GSNR needs equal gradient groups, which batch.global = \"full\" does not give: set a numeric batch.global or gsnr.enabled = false")
+        }
         try g.finish()
 
         try root.finish()
@@ -196,9 +210,26 @@ public struct Job: Equatable, Sendable {
     /// Whether the GSNR multiplier gets its own momentum (β3): with the Adam-family bases.
     public var gsnrMomentum: Bool { [.adam, .adamw, .lamb].contains(optimizer.name) }
 
+    /// Fills in what `batch.global = "full"` means for this training set (its size), here and
+    /// wherever the batch is the default (the rate-scaling base batch). Call before anything else
+    /// reads the batch.
+    public mutating func resolve(trainSamples: Int) {
+        guard batch.full else { return }
+        batch.global = trainSamples
+        batch.schedule.base = trainSamples
+        if schedule.baseBatch == 0 { schedule.baseBatch = trainSamples }
+    }
+
     /// Checks what depends on the launch, for the batch of every epoch the run touches: the world
     /// size and the training set's size.
     public func validate(worldSize: Int, trainSamples: Int) throws {
+        if batch.full {
+            precondition(batch.global == trainSamples, "resolve(trainSamples:) first")
+            guard worldSize <= trainSamples else {
+                throw LockstepError.usage("batch.global = \"full\": \(worldSize) ranks for \(trainSamples) training samples leaves some rank without data: use at most \(trainSamples) ranks")
+            }
+            return
+        }
         for b in Set([batch.global] + batchPlan(trainSamples: trainSamples).map(\.batch)).sorted() {
             let which = b == batch.global ? "batch.global = \(b)" : "the batch schedule's batch \(b) (epoch \(firstEpoch(of: b, trainSamples)))"
             guard b % worldSize == 0 else {

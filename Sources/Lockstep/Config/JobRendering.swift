@@ -51,7 +51,7 @@ extension Job {
         lines += ["]",
                   "",
                   "[batch]",
-                  "global = \(batch.global)"]
+                  batch.full ? "global = \"full\"" : "global = \(batch.global)"]
         if let micro = batch.micro { lines.append("micro = \(micro)") }
         if batch.schedule.isConstant && batch.schedule.maxBatch == nil {
             lines.append("schedule = \"constant\"")
@@ -67,9 +67,10 @@ extension Job {
         lines += optimizer.resolvedLines
         lines += ["",
                   "[schedule]",
-                  "scaling = \(q(schedule.scaling.rawValue))",
-                  "base_batch = \(schedule.baseBatch)",
-                  "warmup = \(q(schedule.warmup.rawValue))",
+                  "scaling = \(q(schedule.scaling.rawValue))"]
+        // 0: the default for a full batch not yet resolved (it becomes the training set's size).
+        if schedule.baseBatch > 0 { lines.append("base_batch = \(schedule.baseBatch)") }
+        lines += ["warmup = \(q(schedule.warmup.rawValue))",
                   "warmup_steps = \(schedule.warmupSteps)",
                   "warmup_epochs = \(schedule.warmupEpochs)",
                   "decay = \(q(schedule.decay.rawValue))"]

@@ -3,7 +3,7 @@
 
 extension Job {
     public struct Optimizer: Equatable, Sendable {
-        public enum Name: String, Sendable, CaseIterable { case sgd, nshb, adam, adamw, lars, lamb, rsgd }
+        public enum Name: String, Sendable, CaseIterable { case sgd, nshb, adam, adamw, lars, lamb, rsgd, lbfgs }
         public var name: Name
         /// η_base.
         public var lr: Double
@@ -12,6 +12,7 @@ extension Job {
         public var lars = LARSSettings()
         public var lamb = LAMBSettings()
         public var rsgd = RSGDSettings()
+        public var lbfgs = LBFGSSettings()
 
         /// The keys each optimizer reads besides `name` and `lr`.
         static let keys: [Name: [String]] = [
@@ -22,11 +23,13 @@ extension Job {
             .lars: ["momentum", "trust_coefficient", "weight_decay", "decay_biases", "trust_biases"],
             .lamb: ["beta1", "beta2", "eps", "weight_decay", "decay_biases", "trust_biases"],
             .rsgd: ["p0", "gamma", "p_max", "draw", "clock", "weight_decay", "decay_biases"],
+            .lbfgs: ["history", "inner", "line_search", "curvature_eps", "max_evals"],
         ]
 
         init(_ o: TOMLReader) throws {
             name = try o.choice("name", default: Name.sgd)
-            lr = try o.double("lr", min: 0)
+            // For L-BFGS the rate is the line search's first trial step, 1 by default.
+            lr = try o.double("lr", default: name == .lbfgs ? 1 : nil, min: 0)
             let mine = Set(Self.keys[name]!)
             let everyKey = Set(Self.keys.values.joined())
             for key in everyKey.subtracting(mine).sorted() where o.has(key) {
@@ -66,6 +69,12 @@ extension Job {
                 rsgd.clock = try o.choice("clock", default: RSGDSettings.Clock.step)
                 rsgd.weightDecay = weightDecay
                 rsgd.decayBiases = decayBiases
+            case .lbfgs:
+                lbfgs.history = try o.int("history", default: 10, min: 1)
+                lbfgs.inner = try o.int("inner", default: 1, min: 1)
+                lbfgs.lineSearch = try o.choice("line_search", default: LBFGSSettings.LineSearch.armijo)
+                lbfgs.curvatureEpsilon = try o.double("curvature_eps", default: 1e-10, min: 0)
+                lbfgs.maxEvaluations = try o.int("max_evals", default: 20, min: 1)
             case .lamb:
                 lamb.beta1 = try o.double("beta1", default: 0.9, min: 0, max: 0.999999)
                 lamb.beta2 = try o.double("beta2", default: 0.999, min: 0, max: 0.999999)
@@ -78,9 +87,12 @@ extension Job {
         }
 
         /// Builds the optimizer for a network's parameter layout. R-SGD draws from `seed` and
-        /// counts epochs of `stepsPerEpoch` steps.
-        public func make(for network: Network, seed: UInt64 = 0, stepsPerEpoch: Int = 1) -> any Lockstep.Optimizer {
+        /// counts epochs of `stepsPerEpoch` steps. L-BFGS's gradient buffers carry the network's
+        /// extra gradient slots along.
+        public func make(for network: Network, seed: UInt64 = 0, stepsPerEpoch: Int = 1) -> any OptimizerState {
             switch name {
+            case .lbfgs: return LBFGS(parameterCount: network.parameterCount, settings: lbfgs,
+                                      spareSlots: network.gradients.count - network.parameterCount)
             case .sgd, .nshb: return SGD(views: network.views, parameterCount: network.parameterCount, settings: sgd)
             case .adam, .adamw: return Adam(views: network.views, parameterCount: network.parameterCount, settings: adam)
             case .lars: return LARS(views: network.views, parameterCount: network.parameterCount, settings: lars)
@@ -108,6 +120,9 @@ extension Job {
                 lines += ["p0 = \(rsgd.p0)", "gamma = \(rsgd.gamma)", "p_max = \(rsgd.pMax)",
                           "draw = \"\(rsgd.draw.rawValue)\"", "clock = \"\(rsgd.clock.rawValue)\"",
                           "weight_decay = \(rsgd.weightDecay)", "decay_biases = \(rsgd.decayBiases)"]
+            case .lbfgs:
+                lines += ["history = \(lbfgs.history)", "inner = \(lbfgs.inner)", "line_search = \"\(lbfgs.lineSearch.rawValue)\"",
+                          "curvature_eps = \(lbfgs.curvatureEpsilon)", "max_evals = \(lbfgs.maxEvaluations)"]
             case .lamb:
                 lines += ["beta1 = \(lamb.beta1)", "beta2 = \(lamb.beta2)", "eps = \(lamb.epsilon)",
                           "weight_decay = \(lamb.weightDecay)", "decay_biases = \(lamb.decayBiases)", "trust_biases = \(lamb.trustBiases)"]

@@ -59,6 +59,16 @@ public final class TOMLReader {
         }
     }
 
+    /// An integer, or the one word `word` (read as nil), e.g. batch.global = "full".
+    public func intOrWord(_ name: String, _ word: String, min: Int? = nil) throws -> Int? {
+        if let v = table[name], let text = v.string {
+            used.insert(name)
+            guard text == word else { throw fail(name, "must be an integer or \"\(word)\", got \"\(text)\"") }
+            return nil
+        }
+        return try int(name, min: min)
+    }
+
     public func optionalInt(_ name: String, min: Int? = nil) throws -> Int? {
         has(name) ? try int(name, min: min) : nil
     }

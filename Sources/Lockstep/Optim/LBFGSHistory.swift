@@ -1,17 +1,20 @@
 // The limited-memory BFGS core (ALGORITHMS.md §5): the last `capacity` curvature pairs (s, y)
 // in preallocated buffers, the curvature guard, and the two-loop recursion d = −H·g with
 // H0 = (sᵀy / yᵀy)·I. Every scalar comes from dot products of data that is identical on all
-// ranks (allreduced gradients), so all ranks compute the same direction. The line search and
-// the trainer-level driver that uses this are not written yet (issue 6).
+// ranks (allreduced gradients), so all ranks compute the same direction. `LBFGS` drives it.
+//
+// The pairs are kept oldest first in slots 0..<size: dropping the oldest rotates the buffer
+// references (no copy), so a checkpoint of the slots is the whole state. An empty slot is all
+// zeros (a kept pair has s ≠ 0), which is how `restored()` finds `size` again.
 
 public final class LBFGSHistory {
     public let capacity: Int
     public let count: Int
-    /// Pairs kept so far (at most `capacity`), oldest first in ring order from `oldest`.
+    /// Pairs kept so far (at most `capacity`), in slots 0..<size, oldest first.
     public private(set) var size = 0
-    private var oldest = 0
-    private let s: [FloatBuffer]
-    private let y: [FloatBuffer]
+    private var s: [FloatBuffer]
+    private var y: [FloatBuffer]
+    /// ρ_i = 1 / s_iᵀy_i, recomputed from the slots after a restore.
     private var rho: [Double]
     private var alpha: [Double]
 
@@ -25,10 +28,27 @@ public final class LBFGSHistory {
         alpha = rho
     }
 
+    /// The slots by name, for checkpoints ("lbfgs_s0" is the oldest pair's s).
+    public var stateBuffers: [(name: String, buffer: FloatBuffer)] {
+        (0..<capacity).map { ("lbfgs_s\($0)", s[$0]) } + (0..<capacity).map { ("lbfgs_y\($0)", y[$0]) }
+    }
+
+    /// Rebuilds `size` and ρ after the slots were overwritten from a checkpoint.
+    public func restored() {
+        size = 0
+        while size < capacity && !isZero(s[size]) {
+            rho[size] = 1 / Norms.dot(s[size].pointer, y[size].pointer, count)
+            size += 1
+        }
+    }
+
     /// Forgets every pair (after a non-finite direction or iterate).
     public func clear() {
+        for i in 0..<size {
+            s[i].fill(0)
+            y[i].fill(0)
+        }
         size = 0
-        oldest = 0
     }
 
     /// Keeps (s, y) if sᵀy > ε·‖s‖·‖y‖ (the curvature guard), dropping the oldest pair past
@@ -37,12 +57,18 @@ public final class LBFGSHistory {
     public func offer(s sNew: UnsafePointer<Float>, y yNew: UnsafePointer<Float>, epsilon: Double = 1e-10) -> Bool {
         let sy = Norms.dot(sNew, yNew, count)
         let ss = Norms.dot(sNew, sNew, count), yy = Norms.dot(yNew, yNew, count)
-        guard sy.isFinite, sy > epsilon * (ss * yy).squareRoot() else { return false }
-        let slot = size < capacity ? (oldest + size) % capacity : oldest
-        if size == capacity { oldest = (oldest + 1) % capacity } else { size += 1 }
-        s[slot].pointer.update(from: sNew, count: count)
-        y[slot].pointer.update(from: yNew, count: count)
-        rho[slot] = 1 / sy
+        guard sy.isFinite, ss > 0, sy > epsilon * (ss * yy).squareRoot() else { return false }
+        if size == capacity {
+            // The oldest slot's buffers become the newest slot.
+            s.append(s.removeFirst())
+            y.append(y.removeFirst())
+            rho.append(rho.removeFirst())
+            size -= 1
+        }
+        s[size].pointer.update(from: sNew, count: count)
+        y[size].pointer.update(from: yNew, count: count)
+        rho[size] = 1 / sy
+        size += 1
         return true
     }
 
@@ -50,25 +76,28 @@ public final class LBFGSHistory {
     public func direction(gradient g: UnsafePointer<Float>, into d: UnsafeMutablePointer<Float>) {
         d.update(from: g, count: count)
         // First loop, newest to oldest: α_i = ρ_i·s_iᵀq; q ← q − α_i·y_i.
-        for k in stride(from: size - 1, through: 0, by: -1) {
-            let i = (oldest + k) % capacity
+        for i in stride(from: size - 1, through: 0, by: -1) {
             let a = rho[i] * Norms.dot(s[i].pointer, d, count)
             alpha[i] = a
             Self.axpy(-a, y[i].pointer, d, count)
         }
         // H0 = γ·I with γ = sᵀy / yᵀy of the newest pair.
         if size > 0 {
-            let newest = (oldest + size - 1) % capacity
+            let newest = size - 1
             let gamma = (1 / rho[newest]) / Norms.dot(y[newest].pointer, y[newest].pointer, count)
             Self.scale(gamma, d, count)
         }
         // Second loop, oldest to newest: β = ρ_i·y_iᵀr; r ← r + s_i·(α_i − β).
-        for k in 0..<size {
-            let i = (oldest + k) % capacity
+        for i in 0..<size {
             let b = rho[i] * Norms.dot(y[i].pointer, d, count)
             Self.axpy(alpha[i] - b, s[i].pointer, d, count)
         }
         Self.scale(-1, d, count)
+    }
+
+    private func isZero(_ buffer: FloatBuffer) -> Bool {
+        for j in 0..<count where buffer.pointer[j] != 0 { return false }
+        return true
     }
 
     @inline(__always)

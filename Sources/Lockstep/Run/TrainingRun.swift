@@ -33,7 +33,7 @@ public enum TrainingRun {
 
         // 1. Job and data: every rank reads them, so every rank validates them.
         let (job, train, test) = try comm.agree { () -> (Job, Dataset, Dataset) in
-            let job = try Job.load(options.jobPath, overrides: options.overrides)
+            var job = try Job.load(options.jobPath, overrides: options.overrides)
             let file = try HDF5File.open(job.data.file)
             for (key, path) in [("train_x", job.data.trainX), ("train_y", job.data.trainY), ("test_x", job.data.testX), ("test_y", job.data.testY)]
             where !file.exists(path) {
@@ -45,6 +45,7 @@ public enum TrainingRun {
             guard test.sampleShape == train.sampleShape else {
                 throw LockstepError.usage("\(job.data.file): test samples have shape \(test.sampleShape) but training samples \(train.sampleShape)")
             }
+            job.resolve(trainSamples: train.count)
             try job.validate(worldSize: comm.size, trainSamples: train.count)
             if let steps = options.stopAfter, steps < 1 {
                 throw LockstepError.usage("--stop-after must be at least 1")
@@ -66,7 +67,9 @@ public enum TrainingRun {
         }
 
         // 3. Model and optimizer, identical on every rank by construction.
-        let network = Network(inputWidth: train.width, layers: job.layers, extraGradientSlots: 1)
+        // The gradient buffer's extra slots travel in the same allreduce: the loss, and for
+        // L-BFGS an evaluation tag that catches ranks whose line searches diverged.
+        let network = Network(inputWidth: train.width, layers: job.layers, extraGradientSlots: job.optimizer.name == .lbfgs ? 2 : 1)
         network.initialize(seed: job.run.seed)
         let baseOptimizer = job.optimizer.make(for: network, seed: job.run.seed,
                                                stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: job.batch.global))
@@ -74,7 +77,7 @@ public enum TrainingRun {
         let trainer = Trainer(comm: comm, network: network, optimizer: baseOptimizer, train: train,
                               schedule: schedule, seed: job.run.seed, batchSchedule: job.batch.schedule,
                               largestBatch: job.largestBatch(trainSamples: train.count), microBatch: job.batch.micro,
-                              gsnr: job.gsnr, gsnrMomentum: job.gsnrMomentum)
+                              fullBatch: job.batch.full, gsnr: job.gsnr, gsnrMomentum: job.gsnrMomentum)
 
         // 4. Resume: rank 0 reads the newest complete checkpoint and broadcasts it.
         let resumedFrom = try resume(options.resume, from: checkpointDir, comm: comm, trainer: trainer)
@@ -144,6 +147,8 @@ public enum TrainingRun {
             }
         }
         let seconds = Clock.now() - started
+        // Cheap insurance that no branch (a line search, a skipped step) split the ranks.
+        try checkRanksAgree(network, comm: comm, when: "training")
         let stoppedEarly = trainer.position.step < total
         if stoppedEarly {
             say("stopped after step \(trainer.position.step) of \(total) with a checkpoint; continue with --resume")
@@ -162,6 +167,11 @@ public enum TrainingRun {
                                        ("time", seconds)]
         if let layerWise = trainer.optimizer as? TrustRatioReporting, !layerWise.trustRatios.isEmpty {
             fields.append(("trust", Array(zip(layerWise.trustRatioNames, layerWise.trustRatios))))
+        }
+        if let lbfgs = trainer.lbfgs {
+            let r = lbfgs.report
+            fields += [("evaluations", r.evaluations), ("iterations", r.iterations), ("restarts", r.restarts),
+                       ("alpha", r.alpha), ("pairs", lbfgs.history.size)]
         }
         if let reduced = trainer.optimizer as? VarianceReduced {
             let names = trainer.network.views.map(\.path)
@@ -208,6 +218,7 @@ public enum TrainingRun {
         position.epochStep = Int(header[3])
         position.samplesSeen = Int(header[4])
         trainer.optimizer.updates = Int(header[5])
+        trainer.optimizer.stateRestored()
         trainer.restore(position)
         return position
     }

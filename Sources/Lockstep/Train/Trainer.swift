@@ -1,23 +1,32 @@
 // The step loop's body: gather this rank's share of the global batch (in micro-batches when
 // accumulating), forward, loss, backward, one allreduce of [gradients, loss], update. With GSNR
 // the share is split into gradient groups and the one allreduce carries [Σ g_d, Σ g_d², loss].
-// Every buffer is sized at init; `step` allocates nothing.
+// With L-BFGS the step evaluates the same batch several times (line search, inner iterations),
+// one allreduce per evaluation. With `batch.global = "full"` every rank takes a contiguous slice
+// of the training set. Every buffer is sized at init; a first-order `step` allocates nothing.
 
 public final class Trainer {
     public let comm: Communicator
     public let network: Network
-    public let optimizer: any Optimizer
+    /// The optimizer whose state checkpoints save: a first-order one (possibly GSNR-wrapped) or L-BFGS.
+    public let optimizer: any OptimizerState
+    /// The first-order update (nil with L-BFGS).
+    private let update: (any Optimizer)?
+    /// The minibatch L-BFGS driver (nil for first-order optimizers).
+    public let lbfgs: LBFGS?
     /// Gradient groups per rank (1 without GSNR).
     public let groupsPerRank: Int
     /// What the one allreduce of a step carries: [ḡ (P), loss] or, with GSNR, [Σ w_d (P), Σ w_d² (P), loss].
     private let exchange: FloatBuffer
-    /// Collective calls made by the last step (asserted to be 1 by the tests).
+    /// Collective calls made by the last step (1 for first-order optimizers; the tests assert it).
     public private(set) var collectivesLastStep = 0
     public let train: Dataset
     public let schedule: LearningRateSchedule
     public let seed: UInt64
     /// The global batch of each epoch.
     public let batchSchedule: BatchSchedule
+    /// Whether every step uses the whole training set (`batch.global = "full"`).
+    public let fullBatch: Bool
     /// The current epoch's global batch, this rank's share of it, and the rows per
     /// forward/backward pass (the share is `localBatch / microBatch` passes).
     public private(set) var globalBatch: Int
@@ -39,34 +48,44 @@ public final class Trainer {
     public static let evaluationChunk = 1000
 
     /// With `gsnr`, `optimizer` is wrapped in `VarianceReduced` (GSNR momentum when `gsnrMomentum`).
-    public init(comm: Communicator, network: Network, optimizer: any Optimizer, train: Dataset,
+    /// An `LBFGS` optimizer needs a network with two extra gradient slots (loss, evaluation tag).
+    public init(comm: Communicator, network: Network, optimizer: any OptimizerState, train: Dataset,
                 schedule: LearningRateSchedule, seed: UInt64, batchSchedule: BatchSchedule, largestBatch: Int,
-                microBatch: Int? = nil, gsnr: GSNRSettings? = nil, gsnrMomentum: Bool = false) {
+                microBatch: Int? = nil, fullBatch: Bool = false, gsnr: GSNRSettings? = nil, gsnrMomentum: Bool = false) {
         self.comm = comm
         self.network = network
         self.train = train
         self.schedule = schedule
         self.seed = seed
         self.batchSchedule = batchSchedule
+        self.fullBatch = fullBatch
+        precondition(!fullBatch || gsnr == nil, "validated by Job: GSNR needs equal groups, not a full batch")
         groupsPerRank = gsnr?.groupsPerRank ?? 1
         fixedMicroBatch = microBatch
         (globalBatch, localBatch, self.microBatch, stepsPerEpoch) = Self.shape(
-            epoch: 0, batchSchedule, ranks: comm.size, groups: groupsPerRank, micro: microBatch, samples: train.count)
+            epoch: 0, batchSchedule, ranks: comm.size, rank: comm.rank, groups: groupsPerRank, micro: microBatch,
+            samples: train.count, full: fullBatch)
         let p = network.parameterCount
-        if let gsnr {
+        lbfgs = optimizer as? LBFGS
+        if let gsnr, let first = optimizer as? any Optimizer {
             exchange = FloatBuffer(count: 2 * p + 1)
-            let reduced = VarianceReduced(base: optimizer, views: network.views, parameterCount: p,
+            let reduced = VarianceReduced(base: first, views: network.views, parameterCount: p,
                                           groups: groupsPerRank * comm.size, settings: gsnr, useMomentum: gsnrMomentum)
             reduced.bind(squares: exchange.pointer + p)
             self.optimizer = reduced
+            update = reduced
         } else {
-            precondition(network.gradients.count == p + 1, "the network needs one extra gradient slot for the loss")
+            precondition(gsnr == nil, "validated by Job: GSNR wraps first-order optimizers only")
+            precondition(network.gradients.count == p + (lbfgs == nil ? 1 : 2), "the network needs its extra gradient slots (loss, and the L-BFGS tag)")
             exchange = network.gradients
             self.optimizer = optimizer
+            update = optimizer as? any Optimizer
         }
+        precondition(update != nil || lbfgs != nil, "a first-order optimizer or L-BFGS")
         order = [Int32](repeating: 0, count: train.count)
         // Sized once for the largest pass of the run.
-        capacity = max(microBatch ?? largestBatch / comm.size / groupsPerRank, Self.evaluationChunk)
+        capacity = max(fullBatch ? (microBatch ?? Self.evaluationChunk) : (microBatch ?? largestBatch / comm.size / groupsPerRank),
+                       Self.evaluationChunk)
         input = FloatBuffer(count: capacity * train.width)
         labels = .allocate(capacity: capacity)
         network.reserve(batch: capacity)
@@ -80,9 +99,14 @@ public final class Trainer {
         enter(epoch: position.epoch)
     }
 
-    /// The batch sizes and steps of `epoch` (all validated by Job.validate for the whole run).
-    private static func shape(epoch: Int, _ schedule: BatchSchedule, ranks: Int, groups: Int, micro: Int?, samples: Int)
-        -> (global: Int, local: Int, micro: Int, steps: Int) {
+    /// The batch sizes and steps of `epoch` (all validated by Job.validate for the whole run). A
+    /// full batch is split into contiguous slices, as even as the rank count allows.
+    private static func shape(epoch: Int, _ schedule: BatchSchedule, ranks: Int, rank: Int, groups: Int, micro: Int?,
+                              samples: Int, full: Bool) -> (global: Int, local: Int, micro: Int, steps: Int) {
+        if full {
+            let local = samples * (rank + 1) / ranks - samples * rank / ranks
+            return (samples, local, min(micro ?? evaluationChunk, max(local, 1)), 1)
+        }
         let global = schedule.batch(epoch: epoch)
         let local = global / ranks
         precondition(global % ranks == 0 && local % groups == 0, "validated by Job.validate")
@@ -93,19 +117,79 @@ public final class Trainer {
 
     private func enter(epoch: Int) {
         (globalBatch, localBatch, microBatch, stepsPerEpoch) = Self.shape(
-            epoch: epoch, batchSchedule, ranks: comm.size, groups: groupsPerRank, micro: fixedMicroBatch, samples: train.count)
+            epoch: epoch, batchSchedule, ranks: comm.size, rank: comm.rank, groups: groupsPerRank, micro: fixedMicroBatch,
+            samples: train.count, full: fullBatch)
     }
 
-    /// One optimizer step on the next global batch. Returns the global-batch mean loss and the rate used.
+    /// One optimizer step on the next global batch. Returns the global-batch mean loss (before
+    /// the step) and the rate used.
     public func step() throws -> (loss: Double, lr: Double) {
         if position.epochStep == stepsPerEpoch {
             position.epoch += 1
             position.epochStep = 0
             enter(epoch: position.epoch)
         }
-        if orderEpoch != position.epoch {
+        if !fullBatch && orderEpoch != position.epoch {
             EpochOrder.permutation(seed: seed, epoch: position.epoch, into: &order)
             orderEpoch = position.epoch
+        }
+        let lr = schedule.lr(step: position.step, epoch: position.epoch, batch: globalBatch)
+        let callsBefore = comm.collectiveCalls
+        let loss: Double
+        if let lbfgs {
+            var evaluation = 0
+            loss = try lbfgs.step(parameters: network.parameters.pointer, lr: lr) { gradient in
+                evaluation += 1
+                return try self.batchGradient(into: gradient, evaluation: evaluation)
+            }
+        } else {
+            loss = batchGradient()
+        }
+        collectivesLastStep = comm.collectiveCalls - callsBefore
+        guard loss.isFinite else {
+            throw LockstepError.runtime("the loss became non-finite (\(loss)) at step \(position.step + 1): lower optimizer.lr or check the data")
+        }
+        update?.step(parameters: network.parameters.pointer, gradients: exchange.pointer, lr: Float(lr))
+
+        position.step += 1
+        position.epochStep += 1
+        position.samplesSeen += globalBatch
+        return (loss, lr)
+    }
+
+    /// The averaged gradient of the current batch at the current parameters, in `exchange`
+    /// (first-order path: one allreduce, in place). Returns the batch's mean loss.
+    private func batchGradient() -> Double {
+        let localLoss = localGradient()
+        let lossSlot = exchange.count - 1
+        exchange.pointer[lossSlot] = Float(localLoss)
+        comm.allreduce(exchange.buffer)
+        return Double(exchange.pointer[lossSlot]) / Double(globalBatch)
+    }
+
+    /// The L-BFGS objective: the averaged gradient of the current batch at the current parameters,
+    /// allreduced straight into `target` (P + 2 floats). The last slot carries each rank's
+    /// evaluation count, so ranks that took different line-search branches are caught here
+    /// rather than pairing mismatched collectives.
+    private func batchGradient(into target: UnsafeMutablePointer<Float>, evaluation: Int) throws -> Double {
+        let p = network.parameterCount
+        let localLoss = localGradient()
+        exchange.pointer[p] = Float(localLoss)
+        exchange.pointer[p + 1] = Float(evaluation)
+        comm.allreduce(exchange.buffer, into: target)
+        guard target[p + 1] == Float(evaluation * comm.size) else {
+            throw LockstepError.runtime("ranks diverged inside the L-BFGS step at step \(position.step + 1) (evaluation \(evaluation)): a bug; report it with the job file")
+        }
+        return Double(target[p]) / Double(globalBatch)
+    }
+
+    /// Forward and backward over this rank's rows of the current batch, the loss scaled by 1/B
+    /// (global) so the allreduce-sum is the global-batch mean. The gradient is left in the
+    /// network's buffer (with GSNR, folded per group into `exchange`). Returns the local loss sum.
+    private func localGradient() -> Double {
+        if fullBatch {
+            let start = train.count * comm.rank / comm.size
+            return localGradient(rows: start..<(start + localBatch), chunk: microBatch, scale: 1 / Float(globalBatch))
         }
         let window = EpochOrder.localWindow(step: position.epochStep, globalBatch: globalBatch, rank: comm.rank, ranks: comm.size)
         let p = network.parameterCount
@@ -117,44 +201,48 @@ public final class Trainer {
                 order.withUnsafeBufferPointer { all in
                     train.gather(UnsafeBufferPointer(rebasing: all[start..<(start + microBatch)]), x: input.pointer, y: labels)
                 }
-                let logits = network.forward(input.pointer, batch: microBatch)
-                let dlogits = network.logitGradient
-                // Scaled by 1/B (global), so the allreduce-sum over ranks is the global-batch mean.
-                localLoss += SoftmaxCrossEntropy.lossAndGradient(
-                    logits: logits, labels: labels, dlogits: dlogits, batch: microBatch,
-                    classes: network.classes, scale: 1 / Float(globalBatch))
                 // The first pass writes the gradients, later ones add to them: no zeroing pass needed.
-                network.backward(input.pointer, dlogits: dlogits, batch: microBatch, accumulate: micro > 0)
+                localLoss += forwardBackward(rows: microBatch, scale: 1 / Float(globalBatch), accumulate: micro > 0)
             }
             if exchange !== network.gradients {
                 GradientGroups.fold(network.gradients.pointer, sum: exchange.pointer, squares: exchange.pointer + p,
                                     count: p, first: group == 0)
             }
         }
-
-        // One collective per step: the loss sum rides in the last slot.
-        let lossSlot = exchange.count - 1
-        exchange.pointer[lossSlot] = Float(localLoss)
-        let callsBefore = comm.collectiveCalls
-        comm.allreduce(exchange.buffer)
-        collectivesLastStep = comm.collectiveCalls - callsBefore
-        let loss = Double(exchange.pointer[lossSlot]) / Double(globalBatch)
-        guard loss.isFinite else {
-            throw LockstepError.runtime("the loss became non-finite (\(loss)) at step \(position.step + 1): lower optimizer.lr or check the data")
-        }
-        let lr = schedule.lr(step: position.step, epoch: position.epoch, batch: globalBatch)
-        optimizer.step(parameters: network.parameters.pointer, gradients: exchange.pointer, lr: Float(lr))
-
-        position.step += 1
-        position.epochStep += 1
-        position.samplesSeen += globalBatch
-        return (loss, lr)
+        return localLoss
     }
 
-    /// ‖ḡ‖ of the last step's averaged gradient (before weight decay and the GSNR multiplier).
+    /// Forward and backward over contiguous training rows in chunks of at most `chunk` rows,
+    /// the loss scaled by `scale`. Returns the (scaled) loss sum.
+    private func localGradient(rows: Range<Int>, chunk: Int, scale: Float) -> Double {
+        var lossSum = 0.0
+        if rows.isEmpty { network.gradients.fill(0) }
+        var chunkStart = rows.lowerBound
+        while chunkStart < rows.upperBound {
+            let chunkEnd = min(chunkStart + chunk, rows.upperBound)
+            train.gather(chunkStart..<chunkEnd, x: input.pointer, y: labels)
+            lossSum += forwardBackward(rows: chunkEnd - chunkStart, scale: scale, accumulate: chunkStart > rows.lowerBound)
+            chunkStart = chunkEnd
+        }
+        return lossSum
+    }
+
+    /// One pass over the rows gathered into `input`/`labels`. Returns the (scaled) loss sum.
+    private func forwardBackward(rows: Int, scale: Float, accumulate: Bool) -> Double {
+        let logits = network.forward(input.pointer, batch: rows)
+        let dlogits = network.logitGradient
+        let loss = SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels, dlogits: dlogits, batch: rows,
+                                                       classes: network.classes, scale: scale)
+        network.backward(input.pointer, dlogits: dlogits, batch: rows, accumulate: accumulate)
+        return loss
+    }
+
+    /// ‖ḡ‖ of the last step's averaged gradient (before weight decay and the GSNR multiplier;
+    /// with L-BFGS, at the start of the step).
     /// One pass without GSNR; call it only when logging.
     public var gradientNorm: Double {
         if let reduced = optimizer as? VarianceReduced { return reduced.meanGradientNorm }
+        if let lbfgs { return lbfgs.report.gradientNorm }
         return Norms.l2(exchange.pointer, network.parameterCount)
     }
 
@@ -167,19 +255,7 @@ public final class Trainer {
     public func fullGradient() -> (norm: Double, loss: Double) {
         let n = train.count, p = network.parameterCount
         let start = n * comm.rank / comm.size, end = n * (comm.rank + 1) / comm.size
-        var lossSum = 0.0
-        var chunkStart = start
-        if start == end { network.gradients.fill(0) }
-        while chunkStart < end {
-            let chunkEnd = min(chunkStart + capacity, end)
-            let rows = chunkEnd - chunkStart
-            train.gather(chunkStart..<chunkEnd, x: input.pointer, y: labels)
-            let logits = network.forward(input.pointer, batch: rows)
-            lossSum += SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels, dlogits: network.logitGradient,
-                                                           batch: rows, classes: network.classes, scale: 1 / Float(n))
-            network.backward(input.pointer, dlogits: network.logitGradient, batch: rows, accumulate: chunkStart > start)
-            chunkStart = chunkEnd
-        }
+        let lossSum = localGradient(rows: start..<end, chunk: capacity, scale: 1 / Float(n))
         network.gradients.pointer[p] = Float(lossSum)
         comm.allreduce(network.gradients.buffer)
         return (Norms.l2(network.gradients.pointer, p), Double(network.gradients.pointer[p]) / Double(n))
