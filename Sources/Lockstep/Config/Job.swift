@@ -22,6 +22,8 @@ public struct Job: Equatable, Sendable {
         public var evalTrain: Bool
         /// Compute the full-training-set gradient norm every this many epochs (0: never).
         public var fullGradNormEvery: Int
+        /// What a non-finite loss does: end the run, or skip the step.
+        public var nonfinite: NonFinitePolicy
     }
 
     public struct Data: Equatable, Sendable {
@@ -101,7 +103,8 @@ public struct Job: Equatable, Sendable {
             checkpointEvery: try r.int("checkpoint_every", default: 0, min: 0),
             keepCheckpoints: try r.int("keep_checkpoints", default: 3, min: 1),
             evalTrain: try r.bool("eval_train", default: false),
-            fullGradNormEvery: try r.int("full_grad_norm_every", default: 0, min: 0))
+            fullGradNormEvery: try r.int("full_grad_norm_every", default: 0, min: 0),
+            nonfinite: try r.choice("nonfinite", default: NonFinitePolicy.abort))
         try r.finish()
 
         let d = try root.section("data")

@@ -34,6 +34,7 @@ extension Job {
                   "keep_checkpoints = \(run.keepCheckpoints)",
                   "eval_train = \(run.evalTrain)",
                   "full_grad_norm_every = \(run.fullGradNormEvery)",
+                  "nonfinite = \(q(run.nonfinite.rawValue))",
                   "",
                   "[data]",
                   "file = \(q(data.file))",

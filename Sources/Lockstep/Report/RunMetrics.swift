@@ -41,6 +41,8 @@ public struct RunMetrics {
             if object["measure"] as? String == "full_gradient" {
                 fullGradients.append((epoch, (object["samples"] as? NSNumber)?.intValue ?? 0,
                                       (object["full_grad_norm"] as? NSNumber)?.doubleValue ?? .nan))
+            } else if object["measure"] != nil {
+                // Other records (a skipped step) carry no loss or accuracy to plot.
             } else if let split = object["split"] as? String {
                 evaluations.append(Evaluation(step: step, epoch: epoch, split: split,
                                               accuracy: (object["accuracy"] as? NSNumber)?.doubleValue ?? .nan, loss: loss))

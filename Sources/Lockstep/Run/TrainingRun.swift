@@ -78,6 +78,7 @@ public enum TrainingRun {
                               schedule: schedule, seed: job.run.seed, batchSchedule: job.batch.schedule,
                               largestBatch: job.largestBatch(trainSamples: train.count), microBatch: job.batch.micro,
                               fullBatch: job.batch.full, gsnr: job.gsnr, gsnrMomentum: job.gsnrMomentum)
+        trainer.nonfinite = job.run.nonfinite
 
         // 4. Resume: rank 0 reads the newest complete checkpoint and broadcasts it.
         let resumedFrom = try resume(options.resume, from: checkpointDir, comm: comm, trainer: trainer)
@@ -107,14 +108,18 @@ public enum TrainingRun {
         var (windowStart, windowStartStep) = (started, trainer.position.step)
         var lastAccuracy: Double?
         while trainer.position.step < stopAt {
-            let (loss, lr): (Double, Double)
+            let (loss, lr, skipped): (Double, Double, Bool)
             do {
-                (loss, lr) = try trainer.step()
+                (loss, lr, skipped) = try trainer.step()
             } catch let e as LockstepError {
                 // The loss is allreduced, so every rank meets this error at the same step.
                 throw CollectiveFailure(local: e, rootFailed: true, exitCode: e.exitCode)
             }
             let p = trainer.position
+            if skipped {
+                metrics.log(["step": p.step, "epoch": p.epoch, "measure": "skipped", "reason": "nonfinite", "skipped_total": trainer.skippedSteps])
+                say("step \(p.step) skipped: non-finite loss (\(loss)); parameters unchanged (\(trainer.skippedSteps) skipped so far)")
+            }
             if p.step % job.run.logEvery == 0 || p.step == 1 || p.step == stopAt {
                 let now = Clock.now()
                 metrics.log(stepFields(trainer, loss: loss, lr: lr, seconds: now - started))

@@ -36,6 +36,11 @@ public final class Trainer {
     private let fixedMicroBatch: Int?
     public private(set) var stepsPerEpoch: Int
     public private(set) var position = TrainingPosition()
+    /// What a non-finite loss does (`run.nonfinite`).
+    public var nonfinite = NonFinitePolicy.abort
+    /// Steps skipped for a non-finite loss, in all and in a row up to now.
+    public private(set) var skippedSteps = 0
+    private var consecutiveSkips = 0
 
     /// The epoch whose permutation `order` holds (−1: none yet).
     private var orderEpoch = -1
@@ -122,8 +127,8 @@ public final class Trainer {
     }
 
     /// One optimizer step on the next global batch. Returns the global-batch mean loss (before
-    /// the step) and the rate used.
-    public func step() throws -> (loss: Double, lr: Double) {
+    /// the step), the rate used, and whether the step was skipped for a non-finite loss.
+    public func step() throws -> (loss: Double, lr: Double, skipped: Bool) {
         if position.epochStep == stepsPerEpoch {
             position.epoch += 1
             position.epochStep = 0
@@ -146,15 +151,36 @@ public final class Trainer {
             loss = batchGradient()
         }
         collectivesLastStep = comm.collectiveCalls - callsBefore
-        guard loss.isFinite else {
-            throw LockstepError.runtime("the loss became non-finite (\(loss)) at step \(position.step + 1): lower optimizer.lr or check the data")
+        // The loss is allreduced, so every rank takes this branch at the same step.
+        let skipped = !loss.isFinite
+        if skipped {
+            consecutiveSkips += 1
+            skippedSteps += 1
+            if nonfinite == .abort || consecutiveSkips > NonFinitePolicy.maxConsecutiveSkips {
+                throw LockstepError.runtime(nonFiniteMessage(loss))
+            }
+        } else {
+            consecutiveSkips = 0
+            update?.step(parameters: network.parameters.pointer, gradients: exchange.pointer, lr: Float(lr))
         }
-        update?.step(parameters: network.parameters.pointer, gradients: exchange.pointer, lr: Float(lr))
 
         position.step += 1
         position.epochStep += 1
         position.samplesSeen += globalBatch
-        return (loss, lr)
+        return (loss, lr, skipped)
+    }
+
+    /// Names the step and the first parameter tensor whose gradient is non-finite (one pass,
+    /// only when it happens).
+    private func nonFiniteMessage(_ loss: Double) -> String {
+        let firstBad = network.views.first { view in
+            UnsafeBufferPointer(start: exchange.pointer + view.offset, count: view.count).contains { !$0.isFinite }
+        }
+        let where_ = firstBad.map { "first non-finite gradient in \($0.path)" } ?? "the gradients are finite, the loss overflowed"
+        let streak = consecutiveSkips > NonFinitePolicy.maxConsecutiveSkips
+            ? "\(consecutiveSkips) steps in a row (run.nonfinite = \"skip\" gives up after \(NonFinitePolicy.maxConsecutiveSkips))"
+            : "at step \(position.step + 1)"
+        return "non-finite loss (\(loss)) \(streak), epoch \(position.epoch) (\(where_)): lower optimizer.lr, check the data, or set run.nonfinite = \"skip\" to skip such steps"
     }
 
     /// The averaged gradient of the current batch at the current parameters, in `exchange`

@@ -13,7 +13,10 @@ enum Scratch {
 
     /// A learnable synthetic classification set: float32 features [N, width], labels from a
     /// fixed random linear teacher, so losses fall and the test is about real training.
-    static func dataset(at path: String, train: Int = 600, test: Int = 200, width: Int = 20, classes: Int = 4, seed: UInt64 = 7) throws {
+    /// `overflowing` training samples get features of 3e38: finite data whose forward pass
+    /// overflows, so every batch holding one has a non-finite loss.
+    static func dataset(at path: String, train: Int = 600, test: Int = 200, width: Int = 20, classes: Int = 4, seed: UInt64 = 7,
+                        overflowing: [Int] = []) throws {
         var rng = Xoshiro256(seed: seed)
         let teacher = (0..<(width * classes)).map { _ in rng.nextUnit() * 2 - 1 }
         func split(_ n: Int) -> ([Float], [Int64]) {
@@ -27,7 +30,8 @@ enum Scratch {
             return (x, y)
         }
         let file = try HDF5File.create(path)
-        let (trainX, trainY) = split(train)
+        var (trainX, trainY) = split(train)
+        for sample in overflowing { trainX.replaceSubrange((sample * width)..<((sample + 1) * width), with: repeatElement(3e38, count: width)) }
         let (testX, testY) = split(test)
         try file.write("/train/x", trainX, shape: [train, width])
         try file.write("/train/y", trainY, shape: [train])
@@ -77,7 +81,7 @@ enum Scratch {
 
     /// (step, loss) of every training line.
     static func losses(_ runDir: String) throws -> [(Int, Double)] {
-        try metrics(runDir).filter { $0["split"] == nil && $0["measure"] == nil }.map { ($0["step"] as! Int, ($0["loss"] as! NSNumber).doubleValue) }
+        try metrics(runDir).filter { $0["split"] == nil && $0["measure"] == nil }.map { ($0["step"] as! Int, ($0["loss"] as? NSNumber)?.doubleValue ?? .nan) }
     }
 
     /// All float datasets in a checkpoint, by path (model and optimizer state).
