@@ -22,9 +22,11 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib", pkgConfig: "zlib",
                        providers: [.apt(["zlib1g-dev"])]),
+        // The stop-signal flag (a C handler: the only async-signal-safe place to keep it).
+        .target(name: "CSignals", path: "Sources/CSignals"),
         .target(
             name: "Lockstep",
-            dependencies: ["CMPI", "CHDF5", "CBLAS", "CZlib", "TOMLKit"]
+            dependencies: ["CMPI", "CHDF5", "CBLAS", "CZlib", "CSignals", "TOMLKit"]
         ),
         .executableTarget(
             name: "lockstep-cli",

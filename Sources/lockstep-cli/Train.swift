@@ -29,9 +29,9 @@ struct Train: ParsableCommand {
         options.stopAfter = stopAfter
         let comm = Communicator.world
         do {
-            _ = try TrainingRun.execute(options, comm: comm)
+            let summary = try TrainingRun.execute(options, comm: comm)
             comm.finalize()
-            Glibc.exit(ExitStatus.success)
+            Glibc.exit(summary.interrupted ? ExitStatus.interrupted : ExitStatus.success)
         } catch let failure as CollectiveFailure {
             // Every rank is here. Rank 0 speaks for all; other ranks speak only of their own
             // errors that rank 0 did not share.

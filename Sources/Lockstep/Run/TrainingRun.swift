@@ -21,6 +21,8 @@ public struct TrainSummary: Sendable {
     public var testAccuracy: Double?
     public var seconds: Double
     public var stoppedEarly: Bool
+    /// Stopped by SIGUSR1/SIGTERM with a checkpoint (exit `ExitStatus.interrupted`).
+    public var interrupted: Bool
 }
 
 public enum TrainingRun {
@@ -67,9 +69,9 @@ public enum TrainingRun {
         }
 
         // 3. Model and optimizer, identical on every rank by construction.
-        // The gradient buffer's extra slots travel in the same allreduce: the loss, and for
-        // L-BFGS an evaluation tag that catches ranks whose line searches diverged.
-        let network = Network(inputWidth: train.width, layers: job.layers, extraGradientSlots: job.optimizer.name == .lbfgs ? 2 : 1)
+        // The gradient buffer's extra slots travel in the same allreduce: the loss, the stop
+        // votes, and for L-BFGS an evaluation tag that catches ranks whose line searches diverged.
+        let network = Network(inputWidth: train.width, layers: job.layers, extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2)
         network.initialize(seed: job.run.seed)
         let baseOptimizer = job.optimizer.make(for: network, seed: job.run.seed,
                                                stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: job.batch.global))
@@ -79,6 +81,9 @@ public enum TrainingRun {
                               largestBatch: job.largestBatch(trainSamples: train.count), microBatch: job.batch.micro,
                               fullBatch: job.batch.full, gsnr: job.gsnr, gsnrMomentum: job.gsnrMomentum)
         trainer.nonfinite = job.run.nonfinite
+        // SIGUSR1/SIGTERM (SLURM's --signal, scancel, a time limit): checkpoint at the next step.
+        StopSignal.install()
+        trainer.stopRequested = { StopSignal.received != 0 }
 
         // 4. Resume: rank 0 reads the newest complete checkpoint and broadcasts it.
         let resumedFrom = try resume(options.resume, from: checkpointDir, comm: comm, trainer: trainer)
@@ -107,6 +112,7 @@ public enum TrainingRun {
         let started = Clock.now()
         var (windowStart, windowStartStep) = (started, trainer.position.step)
         var lastAccuracy: Double?
+        var interrupted = false
         while trainer.position.step < stopAt {
             let (loss, lr, skipped): (Double, Double, Bool)
             do {
@@ -120,7 +126,7 @@ public enum TrainingRun {
                 metrics.log(["step": p.step, "epoch": p.epoch, "measure": "skipped", "reason": "nonfinite", "skipped_total": trainer.skippedSteps])
                 say("step \(p.step) skipped: non-finite loss (\(loss)); parameters unchanged (\(trainer.skippedSteps) skipped so far)")
             }
-            if p.step % job.run.logEvery == 0 || p.step == 1 || p.step == stopAt {
+            if p.step % job.run.logEvery == 0 || p.step == 1 || p.step == stopAt || trainer.stopAgreed {
                 let now = Clock.now()
                 metrics.log(stepFields(trainer, loss: loss, lr: lr, seconds: now - started))
                 let rate = Double(job.batch.global * (p.step - windowStartStep)) / max(now - windowStart, 1e-9)
@@ -147,20 +153,29 @@ public enum TrainingRun {
                              "full_loss": full.loss, "samples": p.samplesSeen])
                 say("full gradient after epoch \(p.epoch): norm \(format(full.norm, 5)), training loss \(format(full.loss, 4)), \(p.samplesSeen) samples processed")
             }
-            if p.step == stopAt || (job.run.checkpointEvery > 0 ? p.step % job.run.checkpointEvery == 0 : epochEnd) {
+            if p.step == stopAt || trainer.stopAgreed || (job.run.checkpointEvery > 0 ? p.step % job.run.checkpointEvery == 0 : epochEnd) {
                 try writeCheckpoint(job: job, dir: checkpointDir, trainer: trainer, comm: comm)
+            }
+            if trainer.stopAgreed && p.step < stopAt {
+                let signal = StopSignal.received
+                say("stopped by \(signal == 0 ? "a signal to another rank" : StopSignal.name(signal)) after step \(p.step) of \(total), checkpoint written; continue with --resume (exit \(ExitStatus.interrupted))")
+                interrupted = true
+                break
             }
         }
         let seconds = Clock.now() - started
         // Cheap insurance that no branch (a line search, a skipped step) split the ranks.
         try checkRanksAgree(network, comm: comm, when: "training")
         let stoppedEarly = trainer.position.step < total
-        if stoppedEarly {
+        if interrupted {
+            // Said above.
+        } else if stoppedEarly {
             say("stopped after step \(trainer.position.step) of \(total) with a checkpoint; continue with --resume")
         } else {
             say("done: \(total) steps in \(format(seconds, 1)) s" + (lastAccuracy.map { ", test accuracy \(format($0 * 100, 2))%" } ?? ""))
         }
-        return TrainSummary(steps: trainer.position.step, testAccuracy: lastAccuracy, seconds: seconds, stoppedEarly: stoppedEarly)
+        return TrainSummary(steps: trainer.position.step, testAccuracy: lastAccuracy, seconds: seconds, stoppedEarly: stoppedEarly,
+                            interrupted: interrupted)
     }
 
     /// One metrics.jsonl line for the step just taken (DESIGN.md: at least step, epoch, loss, lr, batch).

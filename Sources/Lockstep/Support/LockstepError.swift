@@ -29,4 +29,7 @@ public enum ExitStatus {
     public static let success: Int32 = 0
     public static let failure: Int32 = 1
     public static let usage: Int32 = 2
+    /// Stopped on SIGUSR1 or SIGTERM after writing a checkpoint: run it again with --resume
+    /// (EX_TEMPFAIL; the SLURM scripts requeue on it).
+    public static let interrupted: Int32 = 75
 }

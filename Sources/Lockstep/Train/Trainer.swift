@@ -16,8 +16,16 @@ public final class Trainer {
     public let lbfgs: LBFGS?
     /// Gradient groups per rank (1 without GSNR).
     public let groupsPerRank: Int
-    /// What the one allreduce of a step carries: [ḡ (P), loss] or, with GSNR, [Σ w_d (P), Σ w_d² (P), loss].
+    /// What the one allreduce of a step carries: [ḡ (P), loss, stop] or, with GSNR,
+    /// [Σ w_d (P), Σ w_d² (P), loss, stop]; with L-BFGS [g (P), loss, evaluation tag, stop].
     private let exchange: FloatBuffer
+    private let lossSlot: Int
+    /// The number of ranks asking to stop (a signal arrived), summed by the allreduce.
+    private let stopSlot: Int
+    /// Whether this rank wants the job to stop (read once per allreduce).
+    public var stopRequested: () -> Bool = { false }
+    /// Whether any rank asked to stop by the last step's allreduce: the same on every rank.
+    public private(set) var stopAgreed = false
     /// Collective calls made by the last step (1 for first-order optimizers; the tests assert it).
     public private(set) var collectivesLastStep = 0
     public let train: Dataset
@@ -53,7 +61,8 @@ public final class Trainer {
     public static let evaluationChunk = 1000
 
     /// With `gsnr`, `optimizer` is wrapped in `VarianceReduced` (GSNR momentum when `gsnrMomentum`).
-    /// An `LBFGS` optimizer needs a network with two extra gradient slots (loss, evaluation tag).
+    /// The network needs extra gradient slots for what travels with the gradient: 2 (loss, stop),
+    /// 3 with L-BFGS (loss, evaluation tag, stop).
     public init(comm: Communicator, network: Network, optimizer: any OptimizerState, train: Dataset,
                 schedule: LearningRateSchedule, seed: UInt64, batchSchedule: BatchSchedule, largestBatch: Int,
                 microBatch: Int? = nil, fullBatch: Bool = false, gsnr: GSNRSettings? = nil, gsnrMomentum: Bool = false) {
@@ -73,7 +82,7 @@ public final class Trainer {
         let p = network.parameterCount
         lbfgs = optimizer as? LBFGS
         if let gsnr, let first = optimizer as? any Optimizer {
-            exchange = FloatBuffer(count: 2 * p + 1)
+            exchange = FloatBuffer(count: 2 * p + 2)
             let reduced = VarianceReduced(base: first, views: network.views, parameterCount: p,
                                           groups: groupsPerRank * comm.size, settings: gsnr, useMomentum: gsnrMomentum)
             reduced.bind(squares: exchange.pointer + p)
@@ -81,12 +90,14 @@ public final class Trainer {
             update = reduced
         } else {
             precondition(gsnr == nil, "validated by Job: GSNR wraps first-order optimizers only")
-            precondition(network.gradients.count == p + (lbfgs == nil ? 1 : 2), "the network needs its extra gradient slots (loss, and the L-BFGS tag)")
+            precondition(network.gradients.count == p + (lbfgs == nil ? 2 : 3), "the network needs its extra gradient slots (loss, stop, and the L-BFGS tag)")
             exchange = network.gradients
             self.optimizer = optimizer
             update = optimizer as? any Optimizer
         }
         precondition(update != nil || lbfgs != nil, "a first-order optimizer or L-BFGS")
+        lossSlot = lbfgs == nil ? exchange.count - 2 : p
+        stopSlot = exchange.count - 1
         order = [Int32](repeating: 0, count: train.count)
         // Sized once for the largest pass of the run.
         capacity = max(fullBatch ? (microBatch ?? Self.evaluationChunk) : (microBatch ?? largestBatch / comm.size / groupsPerRank),
@@ -187,14 +198,15 @@ public final class Trainer {
     /// (first-order path: one allreduce, in place). Returns the batch's mean loss.
     private func batchGradient() -> Double {
         let localLoss = localGradient()
-        let lossSlot = exchange.count - 1
         exchange.pointer[lossSlot] = Float(localLoss)
+        exchange.pointer[stopSlot] = stopRequested() ? 1 : 0
         comm.allreduce(exchange.buffer)
+        stopAgreed = exchange.pointer[stopSlot] > 0
         return Double(exchange.pointer[lossSlot]) / Double(globalBatch)
     }
 
     /// The L-BFGS objective: the averaged gradient of the current batch at the current parameters,
-    /// allreduced straight into `target` (P + 2 floats). The last slot carries each rank's
+    /// allreduced straight into `target` (P + 3 floats: loss, tag, stop). The tag is each rank's
     /// evaluation count, so ranks that took different line-search branches are caught here
     /// rather than pairing mismatched collectives.
     private func batchGradient(into target: UnsafeMutablePointer<Float>, evaluation: Int) throws -> Double {
@@ -202,7 +214,9 @@ public final class Trainer {
         let localLoss = localGradient()
         exchange.pointer[p] = Float(localLoss)
         exchange.pointer[p + 1] = Float(evaluation)
+        exchange.pointer[stopSlot] = stopRequested() ? 1 : 0
         comm.allreduce(exchange.buffer, into: target)
+        stopAgreed = target[stopSlot] > 0
         guard target[p + 1] == Float(evaluation * comm.size) else {
             throw LockstepError.runtime("ranks diverged inside the L-BFGS step at step \(position.step + 1) (evaluation \(evaluation)): a bug; report it with the job file")
         }

@@ -26,16 +26,25 @@ enum Launcher {
         return exe.deletingLastPathComponent().appendingPathComponent("lockstep").path
     }()
 
-    /// Runs `lockstep args...`, under `mpirun -n ranks` when `ranks` is given.
-    static func run(ranks: Int?, _ args: [String], timeout: Double = 120, environment extra: [String: String] = [:]) throws -> Launch {
+    /// Runs `lockstep args...`, under `mpirun -n ranks` when `ranks` is given. With
+    /// `deliverSignals`, through a wrapper that unblocks every signal first: the test runner's
+    /// children inherit a mask that blocks most signals, and mpirun must see SIGUSR1 to forward it
+    /// as it does when a shell or SLURM starts it.
+    static func run(ranks: Int?, _ args: [String], timeout: Double = 120, environment extra: [String: String] = [:],
+                    deliverSignals: Bool = false) throws -> Launch {
         let process = Process()
+        var command: [String]
         if let ranks {
-            process.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
-            process.arguments = ["-n", String(ranks), "--oversubscribe", "--timeout", String(Int(timeout)), binary] + args
+            command = ["/usr/bin/mpirun", "-n", String(ranks), "--oversubscribe", "--timeout", String(Int(timeout)), binary] + args
         } else {
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = args
+            command = [binary] + args
         }
+        if deliverSignals {
+            command = ["/usr/bin/python3", "-c",
+                       "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv(sys.argv[1], sys.argv[1:])"] + command
+        }
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
         process.currentDirectoryURL = packageRoot
         process.environment = environment(extra)
         let out = Pipe(), err = Pipe()
