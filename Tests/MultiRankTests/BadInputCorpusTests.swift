@@ -1,0 +1,225 @@
+// The bad-input corpus: malformed jobs, data files, checkpoints, run directories and command
+// lines, each under `mpirun -n 2`: exit 2, exactly one `lockstep:` line naming the problem (and
+// what to do), well within 30 s, and nothing already on disk damaged (a run directory that
+// existed before is byte-for-byte the same after).
+
+import Foundation
+import Lockstep
+import Testing
+
+extension MultiRank {
+    @Suite struct BadInputCorpus {
+        /// Builds the files for one case in `dir` and returns the `lockstep` arguments.
+        typealias Setup = @Sendable (_ dir: String) throws -> [String]
+
+        struct Case: Sendable, CustomTestStringConvertible {
+            let name: String
+            /// Text the single error line must contain.
+            let mentions: [String]
+            let setup: Setup
+            var testDescription: String { name }
+        }
+
+        // MARK: building blocks
+
+        /// The standard synthetic data and job, with `--set` overrides.
+        static func job(_ overrides: String...) -> Setup {
+            { dir in
+                try Scratch.dataset(at: dir + "/data.h5")
+                try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run")
+                return ["train", "\(dir)/job.toml"] + overrides.flatMap { ["--set", $0] }
+            }
+        }
+
+        /// The standard job with its text edited by `edit`.
+        static func jobText(_ edit: @escaping @Sendable (String) -> String) -> Setup {
+            { dir in
+                try Scratch.dataset(at: dir + "/data.h5")
+                try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run")
+                let text = try String(contentsOfFile: "\(dir)/job.toml", encoding: .utf8)
+                try edit(text).write(toFile: "\(dir)/job.toml", atomically: true, encoding: .utf8)
+                return ["train", "\(dir)/job.toml"]
+            }
+        }
+
+        /// A data file written by `write` (train/test x and y as given), and the standard job on it.
+        static func data(_ write: @escaping @Sendable (HDF5File) throws -> Void) -> Setup {
+            { dir in
+                let file = try HDF5File.create(dir + "/data.h5")
+                try write(file)
+                file.close()
+                try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run")
+                return ["train", "\(dir)/job.toml"]
+            }
+        }
+
+        /// Valid features and labels for `n` samples of width 20 and 4 classes.
+        static func valid(_ n: Int) -> ([Float], [Int64]) {
+            ((0..<(n * 20)).map { Float($0 % 7) / 7 }, (0..<n).map { Int64($0 % 4) })
+        }
+
+        static func writeSplits(_ file: HDF5File, trainX: [Float]? = nil, trainXShape: [Int]? = nil,
+                                trainY: [Int64]? = nil, trainYShape: [Int]? = nil) throws {
+            let (x, y) = valid(600), (tx, ty) = valid(200)
+            try file.write("/train/x", trainX ?? x, shape: trainXShape ?? [600, 20])
+            try file.write("/train/y", trainY ?? y, shape: trainYShape ?? [600])
+            try file.write("/test/x", tx, shape: [200, 20])
+            try file.write("/test/y", ty, shape: [200])
+        }
+
+        /// A finished 20-step run in `run/` (one process, no mpirun); then `then` breaks the
+        /// newest checkpoint or `edit` changes the job, and the case resumes it on 2 ranks.
+        static func existingRun(edit: (@Sendable (String) -> String)? = nil,
+                                then: @escaping @Sendable (_ newest: String) throws -> Void = { _ in }) -> Setup {
+            { dir in
+                try Scratch.dataset(at: dir + "/data.h5")
+                try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run", steps: 20)
+                let first = try Launcher.run(ranks: nil, ["train", "\(dir)/job.toml"])
+                guard first.exitCode == 0 else { throw LockstepError.runtime("setup run failed: \(first.stderr)") }
+                try then(Checkpoint.list(in: "\(dir)/run/checkpoints").last!)
+                if let edit {
+                    let text = try String(contentsOfFile: "\(dir)/job.toml", encoding: .utf8)
+                    try edit(text).write(toFile: "\(dir)/job.toml", atomically: true, encoding: .utf8)
+                }
+                return ["train", "\(dir)/job.toml", "--resume"]
+            }
+        }
+
+        /// The standard job's optimizer section ("lr = 0.1\nmomentum = 0.9\nweight_decay = 1e-3") replaced.
+        static func optimizer(_ section: String) -> @Sendable (String) -> String {
+            { $0.replacingOccurrences(of: "lr = 0.1\nmomentum = 0.9\nweight_decay = 1e-3", with: section) }
+        }
+
+        /// Runs a python3 script (h5py: python3-h5py, which scripts/test installs) with `args`.
+        static func python(_ script: String, _ args: String...) throws {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+            process.arguments = ["-c", script] + args
+            try process.run()
+            process.waitUntilExit()
+            guard process.terminationStatus == 0 else { throw LockstepError.runtime("python3 setup step failed") }
+        }
+
+        // MARK: the corpus
+
+        static let cases: [Case] = [
+            // The job file.
+            Case(name: "TOML syntax error", mentions: ["job.toml:", "TOML syntax error"],
+                 setup: jobText { $0.replacingOccurrences(of: "[batch]", with: "[batch") }),
+            Case(name: "missing job file", mentions: ["/nonexistent.toml", "no such"], setup: { _ in ["train", "/nonexistent.toml"] }),
+            Case(name: "misspelled key", mentions: ["optimizer.lrr", "did you mean optimizer.lr"], setup: job("optimizer.lrr=0.1")),
+            Case(name: "unknown section", mentions: ["optimiser", "unknown key"], setup: job("optimiser.lr=0.1")),
+            Case(name: "missing required key", mentions: ["batch.global", "required"],
+                 setup: jobText { $0.replacingOccurrences(of: "global = 24", with: "") }),
+            Case(name: "wrong type", mentions: ["batch.global", "integer"], setup: job("batch.global=\"big\"")),
+            Case(name: "negative rate", mentions: ["optimizer.lr", "at least 0"], setup: job("optimizer.lr=-1")),
+            Case(name: "NaN rate", mentions: ["optimizer.lr", "finite"], setup: job("optimizer.lr=nan")),
+            Case(name: "momentum of 1.5", mentions: ["optimizer.momentum", "at most"], setup: job("optimizer.momentum=1.5")),
+            Case(name: "unknown optimizer", mentions: ["optimizer.name", "rmsprop"], setup: job("optimizer.name=\"rmsprop\"")),
+            Case(name: "key of another optimizer", mentions: ["optimizer.beta2", "adam"], setup: job("optimizer.beta2=0.99")),
+            Case(name: "zero units", mentions: ["model.layers.0.units", "at least 1"], setup: job("model.layers=[{units=0},{units=4}]")),
+            Case(name: "bad activation", mentions: ["model.layers.0.activation", "relu"], setup: job("model.layers=[{units=8, activation=\"tanhh\"},{units=4}]")),
+            Case(name: "unknown normalization", mentions: ["data.normalization", "standardize"], setup: job("data.normalization=\"zscore\"")),
+            Case(name: "warmup steps and epochs", mentions: ["warmup_steps or warmup_epochs"], setup: job("schedule.warmup_steps=3", "schedule.warmup_epochs=1")),
+            Case(name: "step decay without epochs", mentions: ["schedule.decay_epochs"], setup: job("schedule.decay=\"step\"")),
+            Case(name: "malformed --set", mentions: ["--set", "key=value"], setup: { dir in try job()(dir) + ["--set", "noequals"] }),
+            Case(name: "--stop-after 0", mentions: ["--stop-after"], setup: { dir in try job()(dir) + ["--stop-after", "0"] }),
+            // Launch-dependent batch checks.
+            Case(name: "batch larger than the data", mentions: ["batch.global = 1200", "600 training samples"], setup: job("batch.global=1200")),
+            Case(name: "micro-batch not dividing the share", mentions: ["batch.micro = 5"], setup: job("batch.micro=5")),
+            Case(name: "batch not divisible by the ranks", mentions: ["batch.global = 25", "divisible", "2 ranks"], setup: job("batch.global=25")),
+            Case(name: "GSNR with eps 0", mentions: ["gsnr.eps", "greater than 0"], setup: job("gsnr.enabled=true", "gsnr.eps=0")),
+            Case(name: "L-BFGS with GSNR", mentions: ["gsnr.enabled", "L-BFGS"],
+                 setup: jobText { optimizer("name = \"lbfgs\"\n\n[gsnr]\nenabled = true")($0) }),
+            Case(name: "full batch that grows", mentions: ["batch.global", "\"full\"", "cannot grow"], setup: job("batch.global=\"full\"", "batch.schedule=\"increasing\"")),
+            // The data file.
+            Case(name: "missing data file", mentions: ["/nonexistent/data.h5", "no such"], setup: job("data.file=\"/nonexistent/data.h5\"")),
+            Case(name: "data file that is not HDF5", mentions: ["data.h5", "not an HDF5 file"], setup: { dir in
+                try "x,y\n1,2\n".write(toFile: dir + "/data.h5", atomically: true, encoding: .utf8)
+                try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run")
+                return ["train", "\(dir)/job.toml"]
+            }),
+            Case(name: "truncated data file", mentions: ["data.h5"], setup: { dir in
+                try Scratch.dataset(at: dir + "/data.h5")
+                let whole = try Data(contentsOf: URL(fileURLWithPath: dir + "/data.h5"))
+                try whole.prefix(whole.count / 2).write(to: URL(fileURLWithPath: dir + "/data.h5"))
+                try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run")
+                return ["train", "\(dir)/job.toml"]
+            }),
+            Case(name: "wrong dataset path", mentions: ["data.train_x", "/training/x", "/train/x"], setup: job("data.train_x=\"/training/x\"")),
+            Case(name: "x and y lengths differ", mentions: ["600 samples", "599", "must match"],
+                 setup: data { try writeSplits($0, trainY: Array(valid(600).1.prefix(599)), trainYShape: [599]) }),
+            Case(name: "labels out of range", mentions: ["label", "0..<3"], setup: job("model.layers=[{units=8},{units=3}]")),
+            Case(name: "negative label", mentions: ["label -1", "sample 7"],
+                 setup: data { file in var y = valid(600).1; y[7] = -1; try writeSplits(file, trainY: y) }),
+            Case(name: "NaN feature", mentions: ["non-finite", "sample 3"],
+                 setup: data { file in var x = valid(600).0; x[3 * 20 + 5] = .nan; try writeSplits(file, trainX: x) }),
+            Case(name: "float labels", mentions: ["labels must be integers"], setup: data { file in
+                let (x, _) = valid(600), (tx, ty) = valid(200)
+                try file.write("/train/x", x, shape: [600, 20])
+                try file.write("/train/y", (0..<600).map { Float($0 % 4) }, shape: [600])
+                try file.write("/test/x", tx, shape: [200, 20])
+                try file.write("/test/y", ty, shape: [200])
+            }),
+            Case(name: "labels of shape [N, 2]", mentions: ["labels must be one integer per sample"],
+                 setup: data { try writeSplits($0, trainY: valid(1200).1, trainYShape: [600, 2]) }),
+            Case(name: "one-dimensional features", mentions: ["at least 2 dimensions"],
+                 setup: data { try writeSplits($0, trainXShape: [12000]) }),
+            // Checkpoints and run directories (an existing run must survive untouched).
+            Case(name: "corrupt checkpoint", mentions: ["checksum mismatch", "corrupt"], setup: existingRun(then: { newest in
+                // Flip bytes inside a parameter tensor's raw data (found with h5py), not in HDF5's metadata.
+                try python("""
+                    import h5py, sys
+                    with h5py.File(sys.argv[1], "r") as f: offset = f["/model/dense1/weight"].id.get_offset()
+                    with open(sys.argv[1], "r+b") as raw:
+                        raw.seek(offset + 8); raw.write(bytes([0xde, 0xad, 0xbe, 0xef]))
+                    """, newest)
+            })),
+            Case(name: "checkpoint of another model", mentions: ["different model"],
+                 setup: existingRun(edit: { $0.replacingOccurrences(of: "{ units = 32 }", with: "{ units = 33 }") })),
+            Case(name: "checkpoint of another optimizer", mentions: ["optimizer state", "same optimizer settings"],
+                 setup: existingRun(edit: optimizer("name = \"adam\"\nlr = 0.01"))),
+            Case(name: "checkpoint format version from the future", mentions: ["format version 99"], setup: existingRun(then: { newest in
+                try python("import h5py, numpy, sys\nwith h5py.File(sys.argv[1], 'r+') as f: f.attrs['format_version'] = numpy.int64(99)", newest)
+            })),
+            Case(name: "fresh run into a directory with checkpoints", mentions: ["already has checkpoints", "--resume"], setup: existingRun()),
+            Case(name: "run directory under a file", mentions: ["run.out"], setup: { dir in
+                try "not a folder".write(toFile: dir + "/blocker", atomically: true, encoding: .utf8)
+                return try job("run.out=\"\(dir)/blocker/run\"")(dir)
+            }),
+        ]
+
+        /// Every file under `folder` with its bytes.
+        static func snapshot(_ folder: String) -> [String: Data] {
+            var files: [String: Data] = [:]
+            guard let walker = FileManager.default.enumerator(atPath: folder) else { return files }
+            for case let path as String in walker {
+                if let data = FileManager.default.contents(atPath: "\(folder)/\(path)") { files[path] = data }
+            }
+            return files
+        }
+
+        @Test func theCorpusHasAtLeastThirtyCases() {
+            #expect(Self.cases.count >= 30)
+            #expect(Set(Self.cases.map(\.name)).count == Self.cases.count)
+        }
+
+        @Test(arguments: cases)
+        func exitsTwoWithOneLineAndDamagesNothing(_ c: Case) throws {
+            let dir = try Scratch.folder("corpus")
+            var args = try c.setup(dir)
+            // The "fresh run" case drops --resume to hit the clobber guard.
+            if c.name == "fresh run into a directory with checkpoints" { args.removeAll { $0 == "--resume" } }
+            let before = Self.snapshot(dir + "/run")
+            let launch = try Launcher.run(ranks: 2, args, timeout: 30)
+            #expect(!launch.timedOut, "hung")
+            #expect(launch.exitCode == 2, "exit \(launch.exitCode): \(launch.stderr)")
+            #expect(launch.lockstepErrors.count == 1, "one line for the whole job: \(launch.stderr)")
+            let line = launch.lockstepErrors.first ?? ""
+            for text in c.mentions { #expect(line.contains(text), "\(line) does not mention \(text)") }
+            #expect(launch.seconds < 30)
+            // Nothing written or changed: a fresh run left no files, an existing one is untouched.
+            #expect(Self.snapshot(dir + "/run") == before, "the run directory changed")
+        }
+    }
+}
