@@ -45,6 +45,28 @@ extension MultiRank {
             #expect(splitLosses.map(\.1) == straightLosses.map(\.1))
         }
 
+        /// Stopped on 2 ranks, resumed on 3: the same data order continues (only the summation
+        /// order changes), the log says so, and the run ends within 1e-4 of a straight 2-rank run.
+        @Test func resumeOnAnotherWorldSizeContinues() throws {
+            let dir = try Scratch.folder("resume-world")
+            try Scratch.dataset(at: dir + "/data.h5")
+            try Scratch.job(at: "\(dir)/straight.toml", data: dir + "/data.h5", out: "\(dir)/straight", steps: 40)
+            try Scratch.job(at: "\(dir)/moved.toml", data: dir + "/data.h5", out: "\(dir)/moved", steps: 40)
+            #expect(try Launcher.run(ranks: 2, ["train", "\(dir)/straight.toml"]).exitCode == 0)
+            #expect(try Launcher.run(ranks: 2, ["train", "\(dir)/moved.toml", "--stop-after", "17"]).exitCode == 0)
+            let resumed = try Launcher.run(ranks: 3, ["train", "\(dir)/moved.toml", "--resume"])
+            #expect(resumed.exitCode == 0, "\(resumed.stderr)")
+            #expect(resumed.stdout.contains("resumed at step 17"))
+            #expect((resumed.stdout + resumed.stderr).contains("written by 2 ranks, now 3"), "\(resumed.stdout)")
+            let a = try Scratch.checkpointTensors(Scratch.checkpoint("\(dir)/straight", step: 40))
+            let b = try Scratch.checkpointTensors(Scratch.checkpoint("\(dir)/moved", step: 40))
+            #expect(!a.isEmpty && a.count == b.count)
+            for (path, values) in a {
+                #expect(relativeDifference(values, b[path] ?? []) <= 1e-4, "\(path)")
+            }
+            #expect(try Scratch.losses("\(dir)/moved").map(\.0) == Array(1...40))
+        }
+
         /// Without --resume, a run directory that has checkpoints is refused, and nothing in it changes.
         @Test func existingRunIsNotOverwritten() throws {
             let dir = try Scratch.folder("no-clobber")
