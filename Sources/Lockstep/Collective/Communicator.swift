@@ -38,6 +38,8 @@ public final class Communicator: @unchecked Sendable {
     public let size: Int
     /// Number of collective calls made so far on this rank (tests assert how many a step costs).
     public private(set) var collectiveCalls = 0
+    /// When collectives start and end, for the stall watchdog.
+    public let marks = ProgressMarks()
     private let comm: MPI_Comm
     private var finalized = false
 
@@ -60,6 +62,8 @@ public final class Communicator: @unchecked Sendable {
     public func allreduce<T: MPIScalar>(_ buffer: UnsafeMutableBufferPointer<T>, _ op: ReduceOp = .sum) {
         collectiveCalls += 1
         guard size > 1, let base = buffer.baseAddress else { return }
+        marks.enterCollective()
+        defer { marks.leaveCollective() }
         check(MPI_Allreduce(lockstep_in_place(), base, Int32(buffer.count), T.mpiType, op.mpiOp, comm), "MPI_Allreduce")
     }
 
@@ -72,6 +76,8 @@ public final class Communicator: @unchecked Sendable {
             receive.update(from: base, count: send.count)
             return
         }
+        marks.enterCollective()
+        defer { marks.leaveCollective() }
         check(MPI_Allreduce(base, receive, Int32(send.count), T.mpiType, op.mpiOp, comm), "MPI_Allreduce")
     }
 
@@ -94,6 +100,8 @@ public final class Communicator: @unchecked Sendable {
         // MPI counts are Int32: send large buffers in pieces.
         let chunk = 1 << 30
         var offset = 0
+        marks.enterCollective()
+        defer { marks.leaveCollective() }
         while offset < bytes.count {
             let n = min(chunk, bytes.count - offset)
             check(MPI_Bcast(base + offset, Int32(n), lockstep_type_byte(), Int32(root), comm), "MPI_Bcast")
@@ -118,7 +126,10 @@ public final class Communicator: @unchecked Sendable {
 
     public func barrier() {
         collectiveCalls += 1
-        if size > 1 { check(MPI_Barrier(comm), "MPI_Barrier") }
+        guard size > 1 else { return }
+        marks.enterCollective()
+        defer { marks.leaveCollective() }
+        check(MPI_Barrier(comm), "MPI_Barrier")
     }
 
     /// Ends the whole job from any one rank, naming the rank and the reason. Never returns.

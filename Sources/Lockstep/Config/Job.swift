@@ -24,6 +24,8 @@ public struct Job: Equatable, Sendable {
         public var fullGradNormEvery: Int
         /// What a non-finite loss does: end the run, or skip the step.
         public var nonfinite: NonFinitePolicy
+        /// Seconds a rank may go without reaching a collective before the job is aborted (0: never).
+        public var stallTimeout: Double
     }
 
     public struct Data: Equatable, Sendable {
@@ -104,7 +106,8 @@ public struct Job: Equatable, Sendable {
             keepCheckpoints: try r.int("keep_checkpoints", default: 3, min: 1),
             evalTrain: try r.bool("eval_train", default: false),
             fullGradNormEvery: try r.int("full_grad_norm_every", default: 0, min: 0),
-            nonfinite: try r.choice("nonfinite", default: NonFinitePolicy.abort))
+            nonfinite: try r.choice("nonfinite", default: NonFinitePolicy.abort),
+            stallTimeout: try r.double("stall_timeout", default: 900, min: 0))
         try r.finish()
 
         let d = try root.section("data")

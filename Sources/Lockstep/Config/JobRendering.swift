@@ -35,6 +35,7 @@ extension Job {
                   "eval_train = \(run.evalTrain)",
                   "full_grad_norm_every = \(run.fullGradNormEvery)",
                   "nonfinite = \(q(run.nonfinite.rawValue))",
+                  "stall_timeout = \(run.stallTimeout)",
                   "",
                   "[data]",
                   "file = \(q(data.file))",

@@ -113,7 +113,12 @@ public enum TrainingRun {
         var (windowStart, windowStartStep) = (started, trainer.position.step)
         var lastAccuracy: Double?
         var interrupted = false
+        let watchdog = job.run.stallTimeout > 0 ? StallWatchdog(comm: comm, timeout: job.run.stallTimeout) : nil
+        defer { watchdog?.stop() }
+        let fault = InjectedFault.fromEnvironment(rank: comm.rank)
         while trainer.position.step < stopAt {
+            comm.marks.begin(step: trainer.position.step + 1)
+            try fault?.strike(at: trainer.position.step + 1)
             let (loss, lr, skipped): (Double, Double, Bool)
             do {
                 (loss, lr, skipped) = try trainer.step()
