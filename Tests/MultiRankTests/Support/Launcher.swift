@@ -32,7 +32,6 @@ enum Launcher {
     /// as it does when a shell or SLURM starts it.
     static func run(ranks: Int?, _ args: [String], timeout: Double = 120, environment extra: [String: String] = [:],
                     deliverSignals: Bool = false) throws -> Launch {
-        let process = Process()
         var command: [String]
         if let ranks {
             command = ["/usr/bin/mpirun", "-n", String(ranks), "--oversubscribe", "--timeout", String(Int(timeout)), binary] + args
@@ -43,6 +42,14 @@ enum Launcher {
             command = ["/usr/bin/python3", "-c",
                        "import os, signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, []); os.execv(sys.argv[1], sys.argv[1:])"] + command
         }
+        // mpirun's own --timeout fires first; the extra 15 s catch a launcher that hangs itself.
+        return try execute(command, timeout: timeout + 15, environment: extra)
+    }
+
+    /// Runs any `command` (a script, a wrapper) with the clean environment from the package
+    /// root, killing its process group after `timeout` seconds so a hang fails the test, not CI.
+    static func execute(_ command: [String], timeout: Double, environment extra: [String: String] = [:]) throws -> Launch {
+        let process = Process()
         process.executableURL = URL(fileURLWithPath: command[0])
         process.arguments = Array(command.dropFirst())
         process.currentDirectoryURL = packageRoot
@@ -59,7 +66,7 @@ enum Launcher {
         DispatchQueue.global().async(group: group) { errData = err.fileHandleForReading.readDataToEndOfFile() }
         var timedOut = false
         while process.isRunning {
-            if Date().timeIntervalSince(started) > timeout + 15 {
+            if Date().timeIntervalSince(started) > timeout {
                 timedOut = true
                 process.terminate()
                 kill(-process.processIdentifier, SIGKILL)
