@@ -29,6 +29,8 @@ public struct CheckpointContents {
     public var optimizerUpdates: Int
     /// Optimizer state buffers, by name.
     public var state: [String: [Float]]
+    /// `checksum_fnv1a64`, verified against the contents.
+    public var checksum: UInt64
 }
 
 public enum Checkpoint {
@@ -46,19 +48,15 @@ public enum Checkpoint {
         let temporary = path + ".tmp"
         do {
             let file = try HDF5File.create(temporary)
-            var checksum = FNV1a64()
             for view in network.views {
-                let values = UnsafeBufferPointer(network.parameters.slice(view.offset, view.count))
-                try file.write("/model/\(view.path)", values, shape: view.spec.shape)
-                checksum.add(values)
+                try file.write("/model/\(view.path)", UnsafeBufferPointer(network.parameters.slice(view.offset, view.count)), shape: view.spec.shape)
             }
             for (name, buffer) in optimizer.stateBuffers {
                 for view in network.views {
-                    let values = UnsafeBufferPointer(buffer.slice(view.offset, view.count))
-                    try file.write("/optimizer/\(name)/\(view.path)", values, shape: view.spec.shape)
-                    checksum.add(values)
+                    try file.write("/optimizer/\(name)/\(view.path)", UnsafeBufferPointer(buffer.slice(view.offset, view.count)), shape: view.spec.shape)
                 }
             }
+            let checksum = contentChecksum(network: network, state: optimizer.stateBuffers)
             try file.setAttribute("format_version", formatVersion)
             try file.setAttribute("step", Int64(position.step))
             try file.setAttribute("epoch", Int64(position.epoch))
@@ -69,7 +67,7 @@ public enum Checkpoint {
             try file.setAttribute("optimizer_state", optimizer.stateBuffers.map(\.name).joined(separator: ","))
             try file.setAttribute("optimizer_updates", Int64(optimizer.updates))
             try file.setAttribute("config", config)
-            try file.setAttribute("checksum_fnv1a64", [checksum.value])
+            try file.setAttribute("checksum_fnv1a64", [checksum])
             file.close()
             try syncFile(temporary)
             guard rename(temporary, path) == 0 else {
@@ -80,6 +78,16 @@ public enum Checkpoint {
             unlink(temporary)
             throw error
         }
+    }
+
+    /// FNV-1a over the parameters and then each state buffer, tensor by tensor in the network's
+    /// order: what `checksum_fnv1a64` holds. Every rank recomputes it after a resume broadcast.
+    public static func contentChecksum(network: Network, state: [(name: String, buffer: FloatBuffer)]) -> UInt64 {
+        var checksum = FNV1a64()
+        for buffer in [network.parameters] + state.map(\.buffer) {
+            for view in network.views { checksum.add(UnsafeBufferPointer(buffer.slice(view.offset, view.count))) }
+        }
+        return checksum.value
     }
 
     /// Reads and verifies a checkpoint written for `network`'s architecture.
@@ -107,7 +115,8 @@ public enum Checkpoint {
             }
             state[name] = buffer
         }
-        guard try file.attribute("checksum_fnv1a64", as: UInt64.self).first == checksum.value else {
+        let stored = try file.attribute("checksum_fnv1a64", as: UInt64.self).first
+        guard stored == checksum.value else {
             throw LockstepError.usage("\(path): checksum mismatch, the checkpoint is corrupt: delete it to resume from an older one")
         }
         var position = TrainingPosition()
@@ -120,7 +129,8 @@ public enum Checkpoint {
             worldSize: Int(try file.int64Attribute("world_size")),
             seed: try file.attribute("seed", as: UInt64.self).first ?? 0,
             config: try file.stringAttribute("config"),
-            parameters: parameters, optimizerUpdates: Int(try file.int64Attribute("optimizer_updates")), state: state)
+            parameters: parameters, optimizerUpdates: Int(try file.int64Attribute("optimizer_updates")), state: state,
+            checksum: checksum.value)
     }
 
     /// Complete checkpoints in `folder`, oldest (lowest step) first; temporary files are never listed.

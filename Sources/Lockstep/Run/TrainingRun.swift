@@ -71,7 +71,7 @@ public enum TrainingRun {
         // 3. Model and optimizer, identical on every rank by construction.
         // The gradient buffer's extra slots travel in the same allreduce: the loss, the stop
         // votes, and for L-BFGS an evaluation tag that catches ranks whose line searches diverged.
-        let network = Network(inputWidth: train.width, layers: job.layers, extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2)
+        let network = try comm.agree { try Network(inputShape: train.sampleShape, layers: job.layers, extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2) }
         network.initialize(seed: job.run.seed)
         let baseOptimizer = job.optimizer.make(for: network, seed: job.run.seed,
                                                stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: job.batch.global))
@@ -223,10 +223,10 @@ public enum TrainingRun {
             Console.info("resuming from \(newest)" + (contents.worldSize != comm.size ? " (written by \(contents.worldSize) ranks, now \(comm.size): same data order, summation order differs)" : ""))
             return contents
         }
-        var header: [Int64] = [0, 0, 0, 0, 0, 0]
+        var header: [Int64] = [0, 0, 0, 0, 0, 0, 0]
         if let c = contents {
             header = [1, Int64(c.position.step), Int64(c.position.epoch), Int64(c.position.epochStep), Int64(c.position.samplesSeen),
-                      Int64(c.optimizerUpdates)]
+                      Int64(c.optimizerUpdates), Int64(bitPattern: c.checksum)]
             network.parameters.copy(from: c.parameters)
             for (name, buffer) in trainer.optimizer.stateBuffers { buffer.copy(from: c.state[name]!) }
         }
@@ -244,6 +244,12 @@ public enum TrainingRun {
         position.samplesSeen = Int(header[4])
         trainer.optimizer.updates = Int(header[5])
         trainer.optimizer.stateRestored()
+        // Every rank verifies what it received against the checkpoint's own checksum.
+        try comm.agree {
+            guard Checkpoint.contentChecksum(network: network, state: trainer.optimizer.stateBuffers) == UInt64(bitPattern: header[6]) else {
+                throw LockstepError.runtime("rank \(comm.rank): the checkpoint's contents arrived corrupted (checksum mismatch after the broadcast): check the interconnect and resume again")
+            }
+        }
         trainer.restore(position)
         return position
     }
