@@ -33,6 +33,9 @@ let package = Package(
             dependencies: ["Lockstep", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "LockstepTests", dependencies: ["Lockstep"]),
+        // The step's "no allocation" property, counted by interposing malloc in the test binary.
+        .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
+        .testTarget(name: "AllocationTests", dependencies: ["Lockstep", "AllocationCounter"]),
         .testTarget(name: "MultiRankTests", dependencies: ["Lockstep", "lockstep-cli"]),
     ]
 )

@@ -1,0 +1,80 @@
+// "No allocation in the step": after warm-up steps, forward, backward, exchange and update
+// allocate nothing, for every optimizer family, with GSNR, with micro-batch accumulation, with
+// the full batch, across an epoch boundary (the data order is regenerated in place). The malloc
+// family is interposed in the test binary (AllocationCounter) and counted on this thread only.
+// One process (an MPI singleton): the exchange still goes through Communicator.allreduce.
+
+import AllocationCounter
+import Foundation
+import Lockstep
+import Testing
+
+@Suite(.serialized) struct StepAllocationTests {
+    static let dataPath: String = {
+        let path = NSTemporaryDirectory() + "lockstep-allocation-\(getpid()).h5"
+        let file = try! HDF5File.create(path)
+        let n = 600, width = 20
+        try! file.write("/train/x", (0..<(n * width)).map { Float(($0 * 7919) % 101) / 101 - 0.5 }, shape: [n, width])
+        try! file.write("/train/y", (0..<n).map { Int64(($0 * 31) % 4) }, shape: [n])
+        try! file.write("/test/x", (0..<(100 * width)).map { Float($0 % 13) / 13 }, shape: [100, width])
+        try! file.write("/test/y", (0..<100).map { Int64($0 % 4) }, shape: [100])
+        file.close()
+        return path
+    }()
+
+    static let cases: [String] = [
+        "[optimizer]\nlr = 0.05\nmomentum = 0.9\nnesterov = true\nweight_decay = 1e-3",
+        "[optimizer]\nname = \"adam\"\nlr = 0.01\nweight_decay = 1e-3",
+        "[optimizer]\nname = \"lamb\"\nlr = 0.01\nweight_decay = 0.01",
+        "[optimizer]\nname = \"lars\"\nlr = 0.5\nweight_decay = 1e-3",
+        "[optimizer]\nname = \"rsgd\"\nlr = 0.05\np0 = 0.9\ngamma = 0.95",
+        "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[gsnr]\nenabled = true\ngroups_per_rank = 4",
+        "[optimizer]\nname = \"adam\"\nlr = 0.01\n[gsnr]\nenabled = true\ngroups_per_rank = 2",
+        "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[batch]\nglobal = 24\nmicro = 6",
+        "[optimizer]\nname = \"lbfgs\"\ninner = 3\n[batch]\nglobal = 120",
+        "[optimizer]\nname = \"lbfgs\"\ninner = 3\nline_search = \"strong_wolfe\"\n[batch]\nglobal = 120",
+        "[optimizer]\nlr = 0.5\nmomentum = 0.9\n[batch]\nglobal = \"full\"\nmicro = 100",
+    ]
+
+    /// Builds what `lockstep train` builds for the job (without the run directory).
+    static func trainer(_ sections: String) throws -> Trainer {
+        var text = "[data]\nfile = \"\(dataPath)\"\nnormalization = \"none\"\n[model]\nlayers = [{ units = 32 }, { units = 16 }, { units = 4 }]\n"
+        if !sections.contains("[batch]") { text += "[batch]\nglobal = 24\n" }
+        var job = try Job.parse(text + sections, source: "allocation.toml")
+        let file = try HDF5File.open(dataPath)
+        let train = try Dataset(file: file, xPath: "/train/x", yPath: "/train/y", classes: 4, name: "train")
+        job.resolve(trainSamples: train.count)
+        try job.validate(worldSize: 1, trainSamples: train.count)
+        let network = Network(inputWidth: train.width, layers: job.layers, extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2)
+        network.initialize(seed: 1)
+        let optimizer = job.optimizer.make(for: network, seed: 1, stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: job.batch.global))
+        return Trainer(comm: Communicator.world, network: network, optimizer: optimizer, train: train,
+                       schedule: job.learningRateSchedule(trainSamples: train.count), seed: 1, batchSchedule: job.batch.schedule,
+                       largestBatch: job.largestBatch(trainSamples: train.count), microBatch: job.batch.micro,
+                       fullBatch: job.batch.full, gsnr: job.gsnr, gsnrMomentum: job.gsnrMomentum)
+    }
+
+    @Test(arguments: cases)
+    func stepsAllocateNothingAfterWarmUp(_ sections: String) throws {
+        let trainer = try Self.trainer(sections)
+        // Warm-up: the first steps may size lazily created state (the first epoch's order).
+        for _ in 0..<3 { _ = try trainer.step() }
+        // 30 more steps of batch 24 on 600 samples cross the epoch boundary at step 25.
+        allocation_counting(1)
+        for _ in 0..<30 { _ = try trainer.step() }
+        allocation_counting(0)
+        #expect(allocation_count() == 0, "\(allocation_count()) allocations in 30 steps of:\n\(sections)")
+        #expect(trainer.position.step == 33)
+    }
+
+    /// The counter itself works: an Array append, a String and a class instance are counted.
+    @Test func theCounterCountsSwiftAllocations() {
+        allocation_counting(1)
+        var values: [Int] = []
+        for i in 0..<100 { values.append(i) }
+        let text = String(repeating: "x", count: 1000)
+        allocation_counting(0)
+        #expect(values.count == 100 && text.count == 1000)
+        #expect(allocation_count() >= 2)
+    }
+}
