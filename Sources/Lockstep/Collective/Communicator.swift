@@ -40,7 +40,7 @@ public final class Communicator: @unchecked Sendable {
     public private(set) var collectiveCalls = 0
     /// When collectives start and end, for the stall watchdog.
     public let marks = ProgressMarks()
-    private let comm: MPI_Comm
+    let comm: MPI_Comm
     private var finalized = false
 
     private init() {

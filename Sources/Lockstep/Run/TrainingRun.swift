@@ -23,6 +23,8 @@ public struct TrainSummary: Sendable {
     public var stoppedEarly: Bool
     /// Stopped by SIGUSR1/SIGTERM with a checkpoint (exit `ExitStatus.interrupted`).
     public var interrupted: Bool
+    /// Trainable parameters of the model (what the exchange carries, besides its extra slots).
+    public var parameters = 0
 }
 
 public enum TrainingRun {
@@ -71,7 +73,7 @@ public enum TrainingRun {
         // 3. Model and optimizer, identical on every rank by construction.
         // The gradient buffer's extra slots travel in the same allreduce: the loss, the stop
         // votes, and for L-BFGS an evaluation tag that catches ranks whose line searches diverged.
-        let network = try comm.agree { try Network(inputShape: train.sampleShape, layers: job.layers, extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2) }
+        let network = Network(inputWidth: train.width, layers: job.layers, extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2)
         network.initialize(seed: job.run.seed)
         let baseOptimizer = job.optimizer.make(for: network, seed: job.run.seed,
                                                stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: job.batch.global))
@@ -180,7 +182,7 @@ public enum TrainingRun {
             say("done: \(total) steps in \(format(seconds, 1)) s" + (lastAccuracy.map { ", test accuracy \(format($0 * 100, 2))%" } ?? ""))
         }
         return TrainSummary(steps: trainer.position.step, testAccuracy: lastAccuracy, seconds: seconds, stoppedEarly: stoppedEarly,
-                            interrupted: interrupted)
+                            interrupted: interrupted, parameters: network.parameterCount)
     }
 
     /// One metrics.jsonl line for the step just taken (DESIGN.md: at least step, epoch, loss, lr, batch).

@@ -7,7 +7,17 @@ import Glibc
 
 public enum Console {
     /// A progress line on standard output; the caller decides (by rank) whether to print at all.
-    public static func info(_ line: String) { writeLine(line, to: 1) }
+    public static func info(_ line: String) { if !quiet { writeLine(line, to: 1) } }
+
+    /// Progress lines are dropped while set (`lockstep bench` runs a training run silently).
+    nonisolated(unsafe) private static var quiet = false
+
+    /// Runs `body` with progress lines dropped (errors still print).
+    public static func quietly<T>(_ body: () throws -> T) rethrows -> T {
+        quiet = true
+        defer { quiet = false }
+        return try body()
+    }
 
     /// One error line on standard error.
     public static func error(_ line: String) { writeLine("lockstep: " + line, to: 2) }

@@ -1,0 +1,69 @@
+// `lockstep bench`: what a user compares us on, measured in one run on this launch's ranks.
+//   1. the gradient exchange through Lockstep vs a bare MPI_Allreduce loop on the same bytes;
+//   2. the step time of a job (default jobs/fashion-mlp.toml): a real training run into a
+//      temporary folder, timed between the middle and the last logged step (no evaluation or
+//      checkpoint in that window).
+// Run it under mpirun for several ranks; benchmarks/ compares the numbers with PyTorch.
+
+import ArgumentParser
+import Foundation
+import Lockstep
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Measure the gradient exchange and the step time on this launch's ranks.")
+
+    @Option(help: "The job whose model and batch are measured.")
+    var job = "jobs/fashion-mlp.toml"
+
+    @Option(help: "Training steps to run; the second half is timed.")
+    var steps = 400
+
+    @Option(help: ArgumentHelp("Override a job key (repeatable).", valueName: "key=value"))
+    var set: [String] = []
+
+    func run() throws {
+        let comm = Communicator.world
+        let say: (String) -> Void = { if comm.isRoot { Console.info($0) } }
+        if comm.size > 1 && ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil { Gemm.setThreads(1) }
+        do {
+            let out = "/tmp/lockstep-bench-\(getpid())"
+            var options = TrainOptions(jobPath: job)
+            let half = max(1, steps / 2)
+            options.overrides = set + ["run.out=\"\(out)\"", "run.steps=\(2 * half)", "run.log_every=\(half)",
+                                       "run.eval_every=\(100 * half)", "run.checkpoint_every=\(100 * half)"]
+            // Silence the training run's own progress lines: only the bench speaks.
+            let summary = try Console.quietly { try TrainingRun.execute(options, comm: comm) }
+            let job = try Job.load(self.job, overrides: set)
+            var stepSeconds = 0.0
+            if comm.isRoot {
+                let lines = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
+                let times = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                    .filter { $0["time"] != nil }.map { (($0["step"] as? Int) ?? 0, ($0["time"] as? Double) ?? 0) }
+                    .filter { $0.0 == half || $0.0 == 2 * half }
+                if times.count == 2 { stepSeconds = (times[1].1 - times[0].1) / Double(half) }
+                try? FileManager.default.removeItem(atPath: out)
+            }
+            var shared = [stepSeconds]
+            comm.broadcast(&shared)
+            stepSeconds = shared[0]
+            // What the trainer exchanges each step: the gradients plus the loss and stop slots.
+            let parameters = summary.parameters
+            let exchange = ExchangeBenchmark.run(comm: comm, count: parameters + 2)
+            let mb = Double(exchange.bytes) / 1e6
+            say("lockstep bench: \(comm.size) rank(s), \(Communicator.libraryVersion)")
+            if comm.size == 1 { say("exchange: none on 1 rank (run under mpirun -n 2 or more)") } else {
+            say("exchange: \(parameters + 2) floats (\(format2(mb)) MB): lockstep \(format3(exchange.lockstep * 1e3)) ms/call (\(format2(mb / 1e3 / exchange.lockstep)) GB/s), raw MPI_Allreduce \(format3(exchange.raw * 1e3)) ms/call: ratio \(format2(exchange.ratio)) (target ≥ 0.95)")
+            }
+            say("step: \(self.job), global batch \(job.batch.global) (\(job.batch.global / comm.size) per rank): \(format3(stepSeconds * 1e3)) ms/step, \(Int(Double(job.batch.global) / stepSeconds)) samples/s" + (comm.size > 1 ? "; the exchange is \(format2(100 * exchange.lockstep / stepSeconds)) % of it" : ""))
+            say("bench: \(summary.steps) training steps in \(format2(summary.seconds)) s")
+            comm.finalize()
+        } catch let failure as CollectiveFailure {
+            if let local = failure.local, comm.isRoot { Console.error(local.message) }
+            comm.finalize()
+            Glibc.exit(failure.exitCode)
+        }
+    }
+
+    private func format2(_ x: Double) -> String { String(format: "%.2f", x) }
+    private func format3(_ x: Double) -> String { String(format: "%.3f", x) }
+}

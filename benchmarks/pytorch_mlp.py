@@ -1,0 +1,62 @@
+"""The PyTorch peer of `lockstep bench`: the demo MLP (jobs/fashion-mlp.toml: 784-256-128-10,
+ReLU, batch 128, SGD with Nesterov momentum 0.9 and weight decay 5e-4, float32) on CPU with one
+thread per process, on 1 process or on N processes with DistributedDataParallel over gloo.
+Prints the step time in ms (the second half of the steps, the slowest rank's time)."""
+import argparse, os, time
+import h5py, numpy as np, torch, torch.distributed as dist, torch.multiprocessing as mp
+
+def load(path):
+    with h5py.File(path, "r") as f:
+        x = f["train/x"][:].reshape(-1, 784).astype(np.float32)
+        y = f["train/y"][:].astype(np.int64)
+    x /= 255.0
+    x = (x - x.mean()) / x.std()          # data.normalization = "standardize"
+    return torch.from_numpy(x), torch.from_numpy(y)
+
+def model():
+    return torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
+                               torch.nn.ReLU(), torch.nn.Linear(128, 10))
+
+def train(rank, ranks, args):
+    torch.set_num_threads(1)
+    torch.manual_seed(1)
+    if ranks > 1:
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", "29517")
+        dist.init_process_group("gloo", rank=rank, world_size=ranks)
+    x, y = load(args.data)
+    net = model()
+    if ranks > 1:
+        net = torch.nn.parallel.DistributedDataParallel(net)
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    local = args.batch // ranks
+    order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(1))
+    half = args.steps // 2
+    for step in range(2 * half):
+        if step == half:
+            if ranks > 1: dist.barrier()
+            start = time.perf_counter()
+        start_row = (step * args.batch + rank * local) % (x.shape[0] - args.batch)
+        idx = order[start_row:start_row + local]
+        opt.zero_grad(set_to_none=True)
+        loss = loss_fn(net(x[idx]), y[idx])
+        loss.backward()
+        opt.step()
+    if ranks > 1: dist.barrier()
+    seconds = torch.tensor([time.perf_counter() - start])
+    if ranks > 1:
+        dist.all_reduce(seconds, op=dist.ReduceOp.MAX)
+        dist.destroy_process_group()
+    if rank == 0:
+        print(f"{1e3 * seconds.item() / half:.3f}")
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--ranks", type=int, default=1)
+    p.add_argument("--steps", type=int, default=400)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--data", default="data/fashion-mnist.h5")
+    args = p.parse_args()
+    if args.ranks == 1: train(0, 1, args)
+    else: mp.spawn(train, args=(args.ranks, args), nprocs=args.ranks)
