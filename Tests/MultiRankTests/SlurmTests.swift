@@ -1,0 +1,261 @@
+// SLURM for real, on this machine: scripts/slurm-local starts munged, slurmctld and slurmd, and
+// these tests submit slurm/train.sbatch and slurm/seeds.sbatch with sbatch: a job that runs to
+// its end; a job that SLURM signals as --signal=B:USR1 does before a time limit, which
+// checkpoints, requeues itself and resumes to exactly the parameters of a run never stopped;
+// and a job array over seeds summarised by slurm/collect. No SLURM is a failure, not a skip.
+
+import Foundation
+import Lockstep
+import Testing
+
+extension MultiRank {
+    @Suite struct Slurm {
+        struct Finished {
+            let code: Int32
+            let output: String
+            let timedOut: Bool
+        }
+
+        struct JobDidNotEnd: Error {}
+
+        /// Runs `argv` (found on PATH) in `dir` with a time limit, stdout and stderr together
+        /// in a file. Spawned and reaped here rather than with Foundation's Process: Process
+        /// counts a child as running while any process holds a socket it hands the child, and
+        /// daemons started through scripts/slurm-local outlive it. The child gets no descriptor
+        /// of ours but stdio, every signal unblocked and at its default action (the test
+        /// runner's children inherit a mask that blocks most), so the daemons, and the batch
+        /// shells they start, take SIGUSR1 as they would when started from a shell.
+        static func shell(_ argv: [String], in dir: String, timeout: Double) throws -> Finished {
+            let log = dir + "/.command-\(UUID().uuidString.prefix(8)).log"
+            let fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+            guard fd >= 0 else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EIO) }
+            defer { close(fd); unlink(log) }
+
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_adddup2(&actions, fd, 1)
+            posix_spawn_file_actions_adddup2(&actions, fd, 2)
+            for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+                if let other = Int32(entry), other > 2, other != fd { posix_spawn_file_actions_addclose(&actions, other) }
+            }
+            var attributes = posix_spawnattr_t()
+            posix_spawnattr_init(&attributes)
+            defer { posix_spawnattr_destroy(&attributes) }
+            var none = sigset_t(), all = sigset_t()
+            sigemptyset(&none)
+            sigemptyset(&all)
+            for signal: Int32 in 1..<32 where signal != SIGKILL && signal != SIGSTOP { sigaddset(&all, signal) }
+            posix_spawnattr_setsigmask(&attributes, &none)
+            posix_spawnattr_setsigdefault(&attributes, &all)
+            posix_spawnattr_setpgroup(&attributes, 0)  // its own group, killed whole on a timeout
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+
+            // env -C: the working directory (posix_spawn has no portable way to set it).
+            let args = ["/usr/bin/env", "-C", dir] + argv
+            let env = Launcher.environment([:]).map { "\($0.key)=\($0.value)" }
+            let cArgs = args.map { strdup($0) } + [nil], cEnv = env.map { strdup($0) } + [nil]
+            defer { (cArgs + cEnv).forEach { free($0) } }
+            var pid: pid_t = 0
+            let spawned = posix_spawn(&pid, args[0], &actions, &attributes, cArgs, cEnv)
+            guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .EIO) }
+
+            let started = Date()
+            var status: Int32 = 0, timedOut = false
+            while waitpid(pid, &status, WNOHANG) == 0 {
+                if Date().timeIntervalSince(started) > timeout {
+                    timedOut = true
+                    kill(-pid, SIGKILL)
+                    waitpid(pid, &status, 0)
+                    break
+                }
+                usleep(20_000)
+            }
+            // Exit status, or 128 + the signal that ended it (as a shell reports it).
+            let code = status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + status & 0x7f
+            let output = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+            return Finished(code: code, output: output, timedOut: timedOut)
+        }
+
+        /// Why SLURM is not usable, or nil once scripts/slurm-local has it running (run once per
+        /// test process; it installs slurm-wlm and munge with apt when missing, hence the limit).
+        static let problem: String? = {
+            let script = Launcher.packageRoot.path + "/scripts/slurm-local"
+            guard let run = try? shell([script], in: NSTemporaryDirectory(), timeout: 600) else {
+                return "could not run \(script)"
+            }
+            if run.timedOut { return "\(script) did not finish within 600 s:\n\(run.output)" }
+            if run.code != 0 {
+                return "\(script) failed (exit \(run.code)); these tests need a local SLURM (apt: slurm-wlm munge):\n\(run.output)"
+            }
+            return nil
+        }()
+
+        static func requireSlurm() throws {
+            try #require(problem == nil, "SLURM is not available: \(problem ?? "")")
+        }
+
+        /// Submits `script` (under slurm/) from `dir` (its SLURM_SUBMIT_DIR, where slurm-%j.out
+        /// lands) with the binary under test; returns the job id.
+        static func sbatch(_ script: String, _ args: [String], options: [String], in dir: String,
+                           export: String = "") throws -> Int {
+            let run = try shell(["sbatch", "--parsable", "--export=ALL,LOCKSTEP_BIN=\(Launcher.binary)\(export)"] + options
+                                + [Launcher.packageRoot.path + "/slurm/" + script] + args, in: dir, timeout: 30)
+            // --parsable prints "id" or "id;cluster" on its own line.
+            let id = run.output.split(separator: "\n").compactMap { Int($0.split(separator: ";").first ?? "") }.last
+            try #require(run.code == 0 && id != nil, "sbatch failed (exit \(run.code)): \(run.output)")
+            return id!
+        }
+
+        /// `scontrol show job` as key → value (empty once SLURM has forgotten the job).
+        static func job(_ id: Int, in dir: String) throws -> [String: String] {
+            let run = try shell(["scontrol", "-o", "show", "job", String(id)], in: dir, timeout: 15)
+            var fields: [String: String] = [:]
+            for token in run.output.split(whereSeparator: { $0 == " " || $0 == "\n" }) {
+                guard let eq = token.firstIndex(of: "=") else { continue }
+                fields[String(token[..<eq])] = String(token[token.index(after: eq)...])
+            }
+            return fields
+        }
+
+        static let endStates: Set = ["COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
+                                     "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY"]
+
+        /// Polls until the job has ended for good (a requeued job goes back to PENDING, not to an
+        /// end state). Past `timeout` it cancels the job, so nothing is left running, and fails.
+        static func waitForEnd(_ id: Int, in dir: String, timeout: Double) throws -> [String: String] {
+            let deadline = Date().addingTimeInterval(timeout)
+            while Date() < deadline {
+                let fields = try job(id, in: dir)
+                if let state = fields["JobState"], endStates.contains(state) { return fields }
+                usleep(200_000)
+            }
+            _ = try? shell(["scancel", String(id)], in: dir, timeout: 15)
+            Issue.record("job \(id) did not end within \(Int(timeout)) s (cancelled now); its output:\n\(log(id, in: dir))")
+            throw JobDidNotEnd()
+        }
+
+        /// The job's stdout and stderr files (appended over requeues).
+        static func log(_ id: Int, in dir: String, _ suffix: String = "out") -> String {
+            (try? String(contentsOfFile: "\(dir)/slurm-\(id).\(suffix)", encoding: .utf8)) ?? "(no slurm-\(id).\(suffix))"
+        }
+
+        /// The last test evaluation of a run: (step, accuracy).
+        static func finalTest(_ runDir: String) throws -> (step: Int, accuracy: Double)? {
+            try Scratch.metrics(runDir).last { $0["split"] as? String == "test" }
+                .flatMap { line in (line["accuracy"] as? NSNumber).map { (line["step"] as? Int ?? -1, $0.doubleValue) } }
+        }
+
+        /// A 2-rank job submitted with sbatch runs to its end: exit 0, a final checkpoint and a
+        /// test accuracy in metrics.jsonl (--resume with no checkpoint starts at step 0).
+        @Test func trainJobRunsToTheEnd() throws {
+            try Self.requireSlurm()
+            let dir = try Scratch.folder("slurm-train")
+            try Scratch.dataset(at: dir + "/data.h5")
+            try Scratch.job(at: dir + "/job.toml", data: dir + "/data.h5", out: dir + "/run", steps: 30)
+            let id = try Self.sbatch("train.sbatch", [dir + "/job.toml"],
+                                     options: ["--nodes=1", "--ntasks=2", "--time=5", "--job-name=lockstep-test"], in: dir)
+            let fields = try Self.waitForEnd(id, in: dir, timeout: 30)
+            let out = Self.log(id, in: dir)
+            #expect(fields["JobState"] == "COMPLETED" && fields["ExitCode"] == "0:0",
+                    "job \(id): \(fields["JobState"] ?? "?") \(fields["ExitCode"] ?? "?")\n\(out)\n\(Self.log(id, in: dir, "err"))")
+            #expect(fields["Restarts"] == "0")
+            #expect(out.contains("on 2 rank(s)") && out.contains("done: 30 steps"), "\(out)")
+            #expect(FileManager.default.fileExists(atPath: Scratch.checkpoint(dir + "/run", step: 30)))
+            let last = try Self.finalTest(dir + "/run")
+            #expect(last?.step == 30 && (0...1).contains(last?.accuracy ?? -1), "final test line: \(String(describing: last))")
+        }
+
+        /// The time-limit path without waiting for a limit: SIGUSR1 to the batch shell only (what
+        /// --signal=B:USR1@N sends N s before the limit). The script forwards it through mpirun,
+        /// the ranks checkpoint and exit 75, the script requeues the job, and its second run
+        /// (same job id, same command, output appended) resumes and ends bitwise where a run
+        /// never stopped ends.
+        @Test func usr1ToTheBatchShellCheckpointsRequeuesAndResumes() throws {
+            try Self.requireSlurm()
+            let steps = 20_000
+            let dir = try Scratch.folder("slurm-requeue")
+            try Scratch.dataset(at: dir + "/data.h5", train: 6000)
+            try Scratch.job(at: dir + "/job.toml", data: dir + "/data.h5", out: dir + "/run", steps: steps)
+            // Long enough (a second or more of training) for the signal to arrive mid-run; quiet logs.
+            let sets = ["--set", "run.log_every=1000", "--set", "run.checkpoint_every=1000", "--set", "run.eval_every=10000"]
+            let id = try Self.sbatch("train.sbatch", [dir + "/job.toml"] + sets,
+                                     options: ["--nodes=1", "--ntasks=2", "--time=5", "--job-name=lockstep-requeue"], in: dir)
+
+            // Signal once the first checkpoint exists (the job has really started training).
+            let deadline = Date().addingTimeInterval(30)
+            while Date() < deadline && Checkpoint.list(in: dir + "/run/checkpoints").isEmpty { usleep(10_000) }
+            guard !Checkpoint.list(in: dir + "/run/checkpoints").isEmpty else {
+                _ = try? Self.shell(["scancel", String(id)], in: dir, timeout: 15)
+                Issue.record("no checkpoint within 30 s of submitting job \(id) (cancelled):\n\(Self.log(id, in: dir))\n\(Self.log(id, in: dir, "err"))")
+                return
+            }
+            // --batch: the batch shell alone, as B: in --signal does (see slurm/README.md).
+            let signal = try Self.shell(["scancel", "--signal=USR1", "--batch", String(id)], in: dir, timeout: 15)
+            #expect(signal.code == 0, "scancel: \(signal.output)")
+
+            let fields = try Self.waitForEnd(id, in: dir, timeout: 60)
+            let out = Self.log(id, in: dir)
+            #expect(fields["JobState"] == "COMPLETED" && fields["ExitCode"] == "0:0",
+                    "job \(id): \(fields["JobState"] ?? "?") \(fields["ExitCode"] ?? "?")\n\(out)\n\(Self.log(id, in: dir, "err"))")
+            #expect(fields["Restarts"] == "1", "requeued once: Restarts=\(fields["Restarts"] ?? "?")\n\(out)")
+            // The step it stopped at is the step the second run resumed at.
+            let stopped = out.firstMatch(of: /stopped by SIGUSR1 after step (\d+) of/).flatMap { Int($0.1) }
+            let resumed = out.firstMatch(of: /resumed at step (\d+)/).flatMap { Int($0.1) }
+            #expect(stopped != nil && stopped == resumed && stopped! < steps, "stopped at \(String(describing: stopped)), resumed at \(String(describing: resumed)):\n\(out)")
+            #expect(out.contains("requeueing job \(id)") && out.contains("done: \(steps) steps"), "\(out)")
+
+            // The same job straight through, outside SLURM, on the same number of ranks.
+            let straight = try Launcher.run(ranks: 2, ["train", dir + "/job.toml"] + sets + ["--set", "run.out=\"\(dir)/straight\""], timeout: 60)
+            #expect(straight.exitCode == 0, "\(straight.stderr)")
+            let a = try Scratch.checkpointTensors(Scratch.checkpoint(dir + "/straight", step: steps))
+            let b = try Scratch.checkpointTensors(Scratch.checkpoint(dir + "/run", step: steps))
+            #expect(!a.isEmpty && a.count == b.count)
+            for (path, values) in a {
+                #expect(bitPatterns(values) == bitPatterns(b[path] ?? []), "\(path) differs after SLURM requeue + resume")
+            }
+        }
+
+        /// A job array over seeds 1–3 (one rank each): runs/<job>-seed<i> with run.seed = i, and
+        /// slurm/collect's mean ± sd of their final test accuracies.
+        @Test func seedArrayAndCollect() throws {
+            try Self.requireSlurm()
+            let dir = try Scratch.folder("slurm-seeds")
+            try Scratch.dataset(at: dir + "/data.h5")
+            try Scratch.job(at: dir + "/seeds.toml", data: dir + "/data.h5", out: dir + "/unused", steps: 40)
+            // seeds.sbatch runs from SLURM's spool, so it is told where train.sbatch is.
+            let id = try Self.sbatch("seeds.sbatch", [dir + "/seeds.toml"],
+                                     options: ["--array=1-3", "--nodes=1", "--ntasks=1", "--time=5", "--job-name=lockstep-seeds"],
+                                     in: dir, export: ",LOCKSTEP_SLURM_DIR=\(Launcher.packageRoot.path)/slurm")
+            // An array's tasks leave the queue as they end.
+            let deadline = Date().addingTimeInterval(40)
+            var queued = "?"
+            while Date() < deadline {
+                queued = try Self.shell(["squeue", "-h", "-j", String(id)], in: dir, timeout: 15).output
+                if queued.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty { break }
+                usleep(200_000)
+            }
+            guard queued.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
+                _ = try? Self.shell(["scancel", String(id)], in: dir, timeout: 15)
+                Issue.record("array \(id) still queued after 40 s (cancelled):\n\(queued)")
+                return
+            }
+            var accuracies: [Double] = []
+            for seed in 1...3 {
+                let run = "\(dir)/runs/seeds-seed\(seed)"
+                let config = (try? String(contentsOfFile: run + "/config.toml", encoding: .utf8)) ?? ""
+                #expect(config.contains("seed = \(seed)\n"), "\(run)/config.toml:\n\(config)\n\((try? String(contentsOfFile: "\(dir)/slurm-\(id)_\(seed).err", encoding: .utf8)) ?? "")")
+                let last = try? Self.finalTest(run)
+                #expect(last?.step == 40, "\(run): final test line \(String(describing: last))")
+                accuracies += last.map { [$0.accuracy] } ?? []
+            }
+            try #require(accuracies.count == 3)
+            let collect = try Self.shell([Launcher.packageRoot.path + "/slurm/collect", "runs/seeds"], in: dir, timeout: 30)
+            let mean = accuracies.reduce(0, +) / 3
+            let sd = (accuracies.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 2).squareRoot()
+            let expected = String(format: "over 3 runs: %.2f ± %.2f %%", mean * 100, sd * 100)
+            #expect(collect.code == 0 && collect.output.contains(expected), "expected '\(expected)' in:\n\(collect.output)")
+        }
+    }
+}
