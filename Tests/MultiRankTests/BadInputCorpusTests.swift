@@ -149,6 +149,16 @@ extension MultiRank {
             Case(name: "wrong dataset path", mentions: ["data.train_x", "/training/x", "/train/x"], setup: job("data.train_x=\"/training/x\"")),
             Case(name: "x and y lengths differ", mentions: ["600 samples", "599", "must match"],
                  setup: data { try writeSplits($0, trainY: Array(valid(600).1.prefix(599)), trainYShape: [599]) }),
+            Case(name: "fewer samples than ranks", mentions: ["\"full\"", "2 ranks for 1 training samples"], setup: { dir in
+                let file = try HDF5File.create(dir + "/data.h5")
+                try file.write("/train/x", valid(1).0, shape: [1, 20])
+                try file.write("/train/y", valid(1).1, shape: [1])
+                try file.write("/test/x", valid(10).0, shape: [10, 20])
+                try file.write("/test/y", valid(10).1, shape: [10])
+                file.close()
+                try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run")
+                return ["train", "\(dir)/job.toml", "--set", "batch.global=\"full\""]
+            }),
             Case(name: "labels out of range", mentions: ["label", "0..<3"], setup: job("model.layers=[{units=8},{units=3}]")),
             Case(name: "negative label", mentions: ["label -1", "sample 7"],
                  setup: data { file in var y = valid(600).1; y[7] = -1; try writeSplits(file, trainY: y) }),
