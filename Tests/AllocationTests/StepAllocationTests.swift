@@ -1,7 +1,8 @@
 // "No allocation in the step": after warm-up steps, forward, backward, exchange and update
 // allocate nothing, for every optimizer family, with GSNR, with micro-batch accumulation, with
-// the full batch, across an epoch boundary (the data order is regenerated in place). The malloc
-// family is interposed in the test binary (AllocationCounter) and counted on this thread only.
+// the full batch, with conv and pooling layers, and across an epoch boundary (the data order is
+// regenerated in place). The malloc family is interposed in the test binary (AllocationCounter)
+// and counted on this thread only.
 // One process (an MPI singleton): the exchange still goes through Communicator.allreduce.
 
 import AllocationCounter
@@ -14,9 +15,10 @@ import Testing
         let path = NSTemporaryDirectory() + "lockstep-allocation-\(getpid()).h5"
         let file = try! HDF5File.create(path)
         let n = 600, width = 20
-        try! file.write("/train/x", (0..<(n * width)).map { Float(($0 * 7919) % 101) / 101 - 0.5 }, shape: [n, width])
+        // Samples of 4×5 "pixels": dense layers read them flat, conv layers as 1-channel images.
+        try! file.write("/train/x", (0..<(n * width)).map { Float(($0 * 7919) % 101) / 101 - 0.5 }, shape: [n, 4, 5])
         try! file.write("/train/y", (0..<n).map { Int64(($0 * 31) % 4) }, shape: [n])
-        try! file.write("/test/x", (0..<(100 * width)).map { Float($0 % 13) / 13 }, shape: [100, width])
+        try! file.write("/test/x", (0..<(100 * width)).map { Float($0 % 13) / 13 }, shape: [100, 4, 5])
         try! file.write("/test/y", (0..<100).map { Int64($0 % 4) }, shape: [100])
         file.close()
         return path
@@ -34,18 +36,20 @@ import Testing
         "[optimizer]\nname = \"lbfgs\"\ninner = 3\n[batch]\nglobal = 120",
         "[optimizer]\nname = \"lbfgs\"\ninner = 3\nline_search = \"strong_wolfe\"\n[batch]\nglobal = 120",
         "[optimizer]\nlr = 0.5\nmomentum = 0.9\n[batch]\nglobal = \"full\"\nmicro = 100",
+        "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[model]\nlayers = [{ type = \"conv2d\", channels = 4, kernel = 3, padding = 1 }, { type = \"maxpool\", kernel = 2 }, { type = \"avgpool\", kernel = 2, stride = 1 }, { units = 4 }]",
     ]
 
     /// Builds what `lockstep train` builds for the job (without the run directory).
     static func trainer(_ sections: String) throws -> Trainer {
-        var text = "[data]\nfile = \"\(dataPath)\"\nnormalization = \"none\"\n[model]\nlayers = [{ units = 32 }, { units = 16 }, { units = 4 }]\n"
+        var text = "[data]\nfile = \"\(dataPath)\"\nnormalization = \"none\"\n"
+        if !sections.contains("[model]") { text += "[model]\nlayers = [{ units = 32 }, { units = 16 }, { units = 4 }]\n" }
         if !sections.contains("[batch]") { text += "[batch]\nglobal = 24\n" }
         var job = try Job.parse(text + sections, source: "allocation.toml")
         let file = try HDF5File.open(dataPath)
         let train = try Dataset(file: file, xPath: "/train/x", yPath: "/train/y", classes: 4, name: "train")
         job.resolve(trainSamples: train.count)
         try job.validate(worldSize: 1, trainSamples: train.count)
-        let network = Network(inputWidth: train.width, layers: job.layers, extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2)
+        let network = try Network(inputShape: train.sampleShape, layers: job.layers, extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2)
         network.initialize(seed: 1)
         let optimizer = job.optimizer.make(for: network, seed: 1, stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: job.batch.global))
         return Trainer(comm: Communicator.world, network: network, optimizer: optimizer, train: train,

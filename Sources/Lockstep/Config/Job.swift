@@ -124,16 +124,7 @@ public struct Job: Equatable, Sendable {
         let layerReaders = try m.tables("layers")
         guard !layerReaders.isEmpty else { throw LockstepError.usage("\(m.prefix).layers: needs at least one layer") }
         layers = try layerReaders.enumerated().map { index, l in
-            let type = try l.string("type", default: "dense")
-            guard type == "dense" else {
-                throw LockstepError.usage("\(l.prefix).type: \"\(type)\" is not a layer type; use \"dense\"")
-            }
-            // The last layer produces logits, so its activation defaults to identity.
-            let isLast = index == layerReaders.count - 1
-            let spec = LayerSpec(type: type, units: try l.int("units", min: 1),
-                                 activation: try l.choice("activation", default: isLast ? .identity : LayerSpec.Activation.relu))
-            try l.finish()
-            return spec
+            try LayerSpec(l, isLast: index == layerReaders.count - 1)
         }
         guard layers.last!.units >= 2 else {
             throw LockstepError.usage("\(m.prefix).layers: the last layer's units are the number of classes and must be at least 2")
@@ -302,5 +293,38 @@ public struct Job: Equatable, Sendable {
     static func stem(of path: String) -> String {
         let file = path.split(separator: "/").last.map(String.init) ?? path
         return file.hasSuffix(".toml") ? String(file.dropLast(5)) : file
+    }
+}
+
+extension LayerSpec {
+    /// One `[model] layers` entry. Only the keys of its `type` are accepted. Whether the layer
+    /// fits its input is checked when the network is built (Network(inputShape:)), where the
+    /// sample shape is known.
+    init(_ l: TOMLReader, isLast: Bool) throws {
+        let type = try l.string("type", default: "dense")
+        switch type {
+        case "dense":
+            // The last layer produces logits, so its activation defaults to identity.
+            self.init(units: try l.int("units", min: 1),
+                      activation: try l.choice("activation", default: isLast ? .identity : Activation.relu))
+        case "conv2d":
+            let kernel = try l.int("kernel", min: 1)
+            self = .conv2d(channels: try l.int("channels", min: 1), kernel: kernel, stride: try l.int("stride", default: 1, min: 1),
+                           padding: try l.int("padding", default: 0, min: 0), activation: try l.choice("activation", default: Activation.relu))
+            // As PyTorch: a window that could lie wholly in the padding sees only zeros.
+            guard padding <= kernel / 2 else {
+                throw LockstepError.usage("\(l.prefix).padding: \(padding) is more than half the kernel (\(kernel)): use at most \(kernel / 2)")
+            }
+        case "maxpool", "avgpool":
+            let kernel = try l.int("kernel", min: 1)
+            let stride = try l.int("stride", default: kernel, min: 1)
+            self = type == "maxpool" ? .maxPool(kernel: kernel, stride: stride) : .avgPool(kernel: kernel, stride: stride)
+        default:
+            throw LockstepError.usage("\(l.prefix).type: \"\(type)\" is not a layer type; use one of \(LayerSpec.types.map { "\"\($0)\"" }.joined(separator: ", "))")
+        }
+        if isLast && type != "dense" {
+            throw LockstepError.usage("\(l.prefix).type: the last layer gives the class scores and must be \"dense\", not \"\(type)\": add { type = \"dense\", units = <classes> } at the end")
+        }
+        try l.finish()
     }
 }

@@ -1,19 +1,6 @@
 // A feed-forward network: an ordered list of layers over one flat parameter buffer and one flat
 // gradient buffer, with activation buffers sized once for the largest batch it will see.
 
-/// What the job file says about one layer.
-public struct LayerSpec: Equatable, Sendable {
-    public enum Activation: String, Sendable, CaseIterable { case relu, identity }
-    public var type: String          // "dense" (the only kind so far)
-    public var units: Int
-    public var activation: Activation
-    public init(type: String = "dense", units: Int, activation: Activation) {
-        self.type = type
-        self.units = units
-        self.activation = activation
-    }
-}
-
 /// One parameter tensor's place in the flat buffers.
 public struct ParameterView: Sendable {
     public let layer: String
@@ -26,7 +13,12 @@ public struct ParameterView: Sendable {
 
 public final class Network {
     public let layers: [any Layer]
+    /// One sample's shape as the data gives it, e.g. [28, 28]; `inputWidth` is its product.
+    public let inputShape: [Int]
     public let inputWidth: Int
+    /// Per-sample output shape of each layer ([units], or [C, H, W] after a conv or pool), in
+    /// `layers` order; layer i reads `inputShape` (i = 0) or `outputShapes[i − 1]`.
+    public let outputShapes: [[Int]]
     public let classes: Int
     public let views: [ParameterView]
     public let parameterCount: Int
@@ -40,22 +32,61 @@ public final class Network {
     private var activations: [FloatBuffer] = []
     private var scratch: [FloatBuffer] = []
 
-    public init(inputWidth: Int, layers specs: [LayerSpec], extraGradientSlots: Int = 0) {
+    /// Builds the layers for samples of `inputShape` (a dataset's sample shape: [width], or an
+    /// image [H, W] or [C, H, W]). Throws a usage error naming the job key when a layer does not
+    /// fit its input (a conv on flat samples, a kernel larger than the image).
+    public init(inputShape: [Int], layers specs: [LayerSpec], extraGradientSlots: Int = 0) throws {
         var layers: [any Layer] = []
-        var width = inputWidth
-        var denseIndex = 0, reluIndex = 0
-        for spec in specs {
-            layers.append(Dense(name: "dense\(denseIndex)", inputs: width, outputs: spec.units,
-                                initialization: spec.activation == .relu ? .he : .glorot))
-            denseIndex += 1
-            width = spec.units
+        var shapes: [[Int]] = []
+        var shape = inputShape
+        // Each kind is numbered on its own ("dense0", "conv0", "relu0", ...), so a dense-only
+        // network keeps the names (and checkpoint paths) it always had.
+        var counts: [String: Int] = [:]
+        func name(_ kind: String) -> String {
+            defer { counts[kind, default: 0] += 1 }
+            return "\(kind)\(counts[kind, default: 0])"
+        }
+        for (index, spec) in specs.enumerated() {
+            let previous = index == 0 ? "the dataset's sample" : "the output of model.layers.\(index - 1)"
+            let initialization: Dense.Initialization = spec.activation == .relu ? .he : .glorot
+            let layer: any Layer
+            switch spec.type {
+            case "dense":
+                // Flattening is implicit: an image sample is already one row of C·H·W floats.
+                layer = Dense(name: name("dense"), inputs: shape.reduce(1, *), outputs: spec.units,
+                              initialization: initialization)
+                shape = [spec.units]
+            case "conv2d":
+                let conv = Conv2d(name: name("conv"), input: try spec.image(from: shape, index: index, after: previous),
+                                  channels: spec.channels, kernel: spec.kernel, stride: spec.stride,
+                                  padding: spec.padding, initialization: initialization)
+                layer = conv
+                shape = conv.output.dimensions
+            case "maxpool":
+                let pool = MaxPool2d(name: name("maxpool"), input: try spec.image(from: shape, index: index, after: previous),
+                                     kernel: spec.kernel, stride: spec.stride)
+                layer = pool
+                shape = pool.window.output.dimensions
+            case "avgpool":
+                let pool = AvgPool2d(name: name("avgpool"), input: try spec.image(from: shape, index: index, after: previous),
+                                     kernel: spec.kernel, stride: spec.stride)
+                layer = pool
+                shape = pool.window.output.dimensions
+            default:
+                preconditionFailure("unknown layer type \(spec.type) (Job validates types)")
+            }
+            layers.append(layer)
+            shapes.append(shape)
             if spec.activation == .relu {
-                layers.append(ReLU(name: "relu\(reluIndex)", width: width))
-                reluIndex += 1
+                layers.append(ReLU(name: name("relu"), width: layer.outputWidth))
+                shapes.append(shape)
             }
         }
+        let width = shape.reduce(1, *)
         self.layers = layers
-        self.inputWidth = inputWidth
+        self.inputShape = inputShape
+        self.inputWidth = inputShape.reduce(1, *)
+        outputShapes = shapes
         classes = width
 
         var views: [ParameterView] = []
@@ -77,6 +108,12 @@ public final class Network {
         }
     }
 
+    /// A network of dense layers over flat samples of `inputWidth` floats (which cannot fail).
+    public convenience init(inputWidth: Int, layers specs: [LayerSpec], extraGradientSlots: Int = 0) {
+        precondition(!specs.contains(where: \.isSpatial), "conv and pool layers need an image shape: use init(inputShape:)")
+        try! self.init(inputShape: [inputWidth], layers: specs, extraGradientSlots: extraGradientSlots)
+    }
+
     /// Initialises every layer from the job seed; each layer has its own stream so that adding a
     /// layer does not change the others' initial values.
     public func initialize(seed: UInt64) {
@@ -86,10 +123,11 @@ public final class Network {
         }
     }
 
-    /// Sizes activation buffers for batches of up to `batch` rows. Call once, before the loop.
+    /// Sizes activation buffers (and the layers' own work buffers) for batches of up to `batch` rows. Call once, before the loop.
     public func reserve(batch: Int) {
         guard batch > capacity else { return }
         capacity = batch
+        for layer in layers { layer.reserve(batch: batch) }
         activations = layers.map { FloatBuffer(count: batch * $0.outputWidth) }
         let widest = max(inputWidth, layers.map(\.outputWidth).max() ?? 0)
         scratch = [FloatBuffer(count: batch * widest), FloatBuffer(count: batch * widest)]

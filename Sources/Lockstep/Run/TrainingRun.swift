@@ -36,7 +36,7 @@ public enum TrainingRun {
         }
 
         // 1. Job and data: every rank reads them, so every rank validates them.
-        let (job, train, test) = try comm.agree { () -> (Job, Dataset, Dataset) in
+        let (job, train, test, network) = try comm.agree { () -> (Job, Dataset, Dataset, Network) in
             var job = try Job.load(options.jobPath, overrides: options.overrides)
             let file = try HDF5File.open(job.data.file)
             for (key, path) in [("train_x", job.data.trainX), ("train_y", job.data.trainY), ("test_x", job.data.testX), ("test_y", job.data.testY)]
@@ -54,10 +54,15 @@ public enum TrainingRun {
             if let steps = options.stopAfter, steps < 1 {
                 throw LockstepError.usage("--stop-after must be at least 1")
             }
+            // The model is checked against the sample shape here, before anything is written.
+            // Its gradient buffer's extra slots travel in the same allreduce: the loss, the stop
+            // votes, and for L-BFGS an evaluation tag that catches ranks whose line searches diverged.
+            let network = try Network(inputShape: train.sampleShape, layers: job.layers,
+                                      extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2)
             let stats = job.data.normalization == .standardize ? train.statistics() : nil
             train.normalize(job.data.normalization, stats: stats)
             test.normalize(job.data.normalization, stats: stats)
-            return (job, train, test)
+            return (job, train, test, network)
         }
 
         // 2. Run directory (rank 0's filesystem is the one that matters).
@@ -71,9 +76,6 @@ public enum TrainingRun {
         }
 
         // 3. Model and optimizer, identical on every rank by construction.
-        // The gradient buffer's extra slots travel in the same allreduce: the loss, the stop
-        // votes, and for L-BFGS an evaluation tag that catches ranks whose line searches diverged.
-        let network = Network(inputWidth: train.width, layers: job.layers, extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2)
         network.initialize(seed: job.run.seed)
         let baseOptimizer = job.optimizer.make(for: network, seed: job.run.seed,
                                                stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: job.batch.global))

@@ -1,0 +1,202 @@
+// 2-D convolution (cross-correlation, as PyTorch's Conv2d) over NCHW samples with zero padding,
+// computed as one GEMM per sample over an im2col matrix:
+//
+//   col(x_b)[K, P]  K = Cin·k·k (one row per weight of a filter), P = Hout·Wout (one column per output pixel)
+//   y_b[Cout, P]    = W[Cout, K] · col(x_b) + b          (lands directly in NCHW order)
+//   dW[Cout, K]    += dy_b[Cout, P] · col(x_b)ᵀ
+//   dcol[K, P]      = Wᵀ[K, Cout] · dy_b[Cout, P];  dx_b = col2im(dcol)   (overlapping windows add up)
+//
+// W is stored [Cout, Cin, k, k] (PyTorch's layout), which is the [Cout, K] matrix above with K
+// ordered (c, ki, kj), the order im2col writes its rows in.
+//
+// Why one sample at a time rather than one GEMM over the whole batch: a sample's column matrix
+// (144 × 196 floats = 113 KB for the second conv of jobs/fashion-cnn.toml) stays in cache between
+// im2col and the GEMM that reads it, and the output needs no transpose. Backward rebuilds the
+// column matrix instead of keeping the batch's (B times the memory): that costs a K·P copy next
+// to the GEMM's Cout·K·P multiply-adds. So the work buffers are one sample's, whatever the batch.
+
+public final class Conv2d: Layer {
+    public let name: String
+    public let input: ImageShape
+    public let output: ImageShape
+    public let kernel: Int
+    public let stride: Int
+    public let padding: Int
+    /// He (followed by ReLU) or Glorot, with fan_in = Cin·k·k and fan_out = Cout·k·k.
+    public let initialization: Dense.Initialization
+    public var inputWidth: Int { input.count }
+    public var outputWidth: Int { output.count }
+
+    private var weight: UnsafeMutablePointer<Float>!
+    private var bias: UnsafeMutablePointer<Float>!
+    private var weightGrad: UnsafeMutablePointer<Float>!
+    private var biasGrad: UnsafeMutablePointer<Float>!
+    /// col(x_b) [K, P] and dL/dcol [K, P] of one sample; allocated by `reserve`.
+    private var columns: FloatBuffer?
+    private var columnGrad: FloatBuffer?
+
+    /// Rows of the column matrix (weights per filter).
+    private var patch: Int { input.channels * kernel * kernel }
+    /// Columns of the column matrix (output pixels per channel).
+    private var pixels: Int { output.plane }
+
+    /// The shapes must fit (checked with a usage error where the network is built from a job).
+    public init(name: String, input: ImageShape, channels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
+                initialization: Dense.Initialization) {
+        let height = ImageShape.windows(size: input.height, kernel: kernel, stride: stride, padding: padding)
+        let width = ImageShape.windows(size: input.width, kernel: kernel, stride: stride, padding: padding)
+        precondition(channels >= 1 && kernel >= 1 && stride >= 1 && padding >= 0 && height >= 1 && width >= 1,
+                     "Conv2d \(name): \(kernel)×\(kernel) kernel, stride \(stride), padding \(padding) does not fit \(input)")
+        self.name = name
+        self.input = input
+        self.output = ImageShape(channels: channels, height: height, width: width)
+        self.kernel = kernel
+        self.stride = stride
+        self.padding = padding
+        self.initialization = initialization
+    }
+
+    public var parameterSpecs: [ParameterSpec] {
+        [ParameterSpec(name: "weight", shape: [output.channels, input.channels, kernel, kernel], isWeight: true),
+         ParameterSpec(name: "bias", shape: [output.channels], isWeight: false)]
+    }
+
+    public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
+        let weights = output.channels * patch
+        weight = parameters
+        bias = parameters + weights
+        weightGrad = gradients
+        biasGrad = gradients + weights
+    }
+
+    public func initialize(_ rng: inout Xoshiro256) {
+        // Uniform(−limit, limit), as Dense: each output sees Cin·k·k inputs.
+        let fanIn = Double(patch), fanOut = Double(output.channels * kernel * kernel)
+        let limit: Double
+        switch initialization {
+        case .he: limit = (6.0 / fanIn).squareRoot()
+        case .glorot: limit = (6.0 / (fanIn + fanOut)).squareRoot()
+        }
+        for i in 0..<(output.channels * patch) {
+            weight[i] = Float((rng.nextUnit() * 2 - 1) * limit)
+        }
+        bias.update(repeating: 0, count: output.channels)
+    }
+
+    public func reserve(batch: Int) {
+        guard columns == nil else { return }
+        columns = FloatBuffer(count: patch * pixels)
+        columnGrad = FloatBuffer(count: patch * pixels)
+    }
+
+    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int) {
+        guard let columns else { preconditionFailure("\(name): Network.reserve(batch:) was not called") }
+        let (cout, k, p) = (output.channels, patch, pixels)
+        for b in 0..<batch {
+            let yb = y + b * outputWidth
+            im2col(x + b * inputWidth, columns.pointer)
+            // y_b[c, :] = bias[c], then y_b += W · col.
+            for c in 0..<cout { (yb + c * p).update(repeating: bias[c], count: p) }
+            Gemm.sgemm(transA: false, transB: false, m: cout, n: p, k: k,
+                       alpha: 1, a: weight, lda: k, b: columns.pointer, ldb: p,
+                       beta: 1, c: yb, ldc: p)
+        }
+    }
+
+    public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                         dx: UnsafeMutablePointer<Float>?, batch: Int, accumulate: Bool) {
+        guard let columns, let columnGrad else { preconditionFailure("\(name): Network.reserve(batch:) was not called") }
+        let (cout, k, p) = (output.channels, patch, pixels)
+        if !accumulate {
+            weightGrad.update(repeating: 0, count: cout * k)
+            biasGrad.update(repeating: 0, count: cout)
+        }
+        for b in 0..<batch {
+            let dyb = dy + b * outputWidth
+            // db[c] += Σ_pixels dy_b[c, :]
+            for c in 0..<cout {
+                let row = dyb + c * p
+                var sum: Float = 0
+                for i in 0..<p { sum += row[i] }
+                biasGrad[c] += sum
+            }
+            // dW[Cout×K] += dy_b[Cout×P] · col(x_b)ᵀ[P×K]
+            im2col(x + b * inputWidth, columns.pointer)
+            Gemm.sgemm(transA: false, transB: true, m: cout, n: k, k: p,
+                       alpha: 1, a: dyb, lda: p, b: columns.pointer, ldb: p,
+                       beta: 1, c: weightGrad, ldc: k)
+            // dcol[K×P] = Wᵀ[K×Cout] · dy_b[Cout×P], folded back onto the sample's pixels.
+            if let dx {
+                Gemm.sgemm(transA: true, transB: false, m: k, n: p, k: cout,
+                           alpha: 1, a: weight, lda: k, b: dyb, ldb: p,
+                           beta: 0, c: columnGrad.pointer, ldc: p)
+                col2im(columnGrad.pointer, dx + b * inputWidth)
+            }
+        }
+    }
+
+    // MARK: - im2col / col2im
+
+    /// The output columns `ow` whose input column `ow·stride + offset` lies inside the image:
+    /// `lo..<hi` (empty when none does). Everything outside reads the zero padding.
+    @inline(__always)
+    private func inside(offset: Int, size: Int, count: Int) -> (lo: Int, hi: Int) {
+        let lo = offset >= 0 ? 0 : min((-offset + stride - 1) / stride, count)
+        let last = size - 1 - offset          // the largest ow·stride that stays inside
+        let hi = last < 0 ? lo : max(lo, min(last / stride + 1, count))
+        return (lo, hi)
+    }
+
+    /// col[K, P] ← the k×k patches of one sample x[C, H, W] (zeros where a patch overhangs the image).
+    private func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>) {
+        let (h, w, oh, ow, s) = (input.height, input.width, output.height, output.width, stride)
+        var row = col
+        for c in 0..<input.channels {
+            let plane = x + c * input.plane
+            for ki in 0..<kernel {
+                for kj in 0..<kernel {
+                    let offset = kj - padding
+                    let (lo, hi) = inside(offset: offset, size: w, count: ow)
+                    for i in 0..<oh {
+                        let dst = row + i * ow
+                        let ih = i * s - padding + ki
+                        guard ih >= 0 && ih < h else { dst.update(repeating: 0, count: ow); continue }
+                        let src = plane + ih * w
+                        for j in 0..<lo { dst[j] = 0 }
+                        if s == 1 {
+                            (dst + lo).update(from: src + lo + offset, count: hi - lo)
+                        } else {
+                            for j in lo..<hi { dst[j] = src[j * s + offset] }
+                        }
+                        for j in hi..<ow { dst[j] = 0 }
+                    }
+                    row += oh * ow
+                }
+            }
+        }
+    }
+
+    /// dx[C, H, W] ← Σ over the patches that read each pixel of dcol[K, P] (the adjoint of im2col).
+    private func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) {
+        let (h, w, oh, ow, s) = (input.height, input.width, output.height, output.width, stride)
+        dx.update(repeating: 0, count: input.count)
+        var row = col
+        for c in 0..<input.channels {
+            let plane = dx + c * input.plane
+            for ki in 0..<kernel {
+                for kj in 0..<kernel {
+                    let offset = kj - padding
+                    let (lo, hi) = inside(offset: offset, size: w, count: ow)
+                    for i in 0..<oh {
+                        let ih = i * s - padding + ki
+                        guard ih >= 0 && ih < h else { continue }
+                        let src = row + i * ow
+                        let dst = plane + ih * w
+                        for j in lo..<hi { dst[j * s + offset] += src[j] }
+                    }
+                    row += oh * ow
+                }
+            }
+        }
+    }
+}
