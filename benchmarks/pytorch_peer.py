@@ -1,19 +1,26 @@
-"""The PyTorch peer of `lockstep bench`: the demo MLP (jobs/fashion-mlp.toml: 784-256-128-10,
-ReLU, batch 128, SGD with Nesterov momentum 0.9 and weight decay 5e-4, float32) on CPU with one
-thread per process, on 1 process or on N processes with DistributedDataParallel over gloo.
-Prints the step time in ms (the second half of the steps, the slowest rank's time)."""
+"""The PyTorch peer of `lockstep bench`: the models of jobs/fashion-mlp.toml (784-256-128-10, ReLU)
+or jobs/fashion-cnn.toml (conv 16@3x3 pad 1, ReLU, maxpool 2, conv 32@3x3 pad 1, ReLU, maxpool 2,
+dense 128, dense 10), batch 128, SGD with Nesterov momentum 0.9 and weight decay 5e-4, float32,
+on CPU with one thread per process, on 1 process or on N processes with DistributedDataParallel
+over gloo. Prints the step time in ms (the second half of the steps, the slowest rank's time)."""
 import argparse, os, time
 import h5py, numpy as np, torch, torch.distributed as dist, torch.multiprocessing as mp
 
-def load(path):
+def load(path, image):
     with h5py.File(path, "r") as f:
-        x = f["train/x"][:].reshape(-1, 784).astype(np.float32)
+        x = f["train/x"][:].reshape(-1, 1, 28, 28) if image else f["train/x"][:].reshape(-1, 784)
+        x = x.astype(np.float32)
         y = f["train/y"][:].astype(np.int64)
     x /= 255.0
     x = (x - x.mean()) / x.std()          # data.normalization = "standardize"
     return torch.from_numpy(x), torch.from_numpy(y)
 
-def model():
+def model(kind):
+    if kind == "cnn":
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Conv2d(16, 32, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+            torch.nn.Flatten(), torch.nn.Linear(32 * 7 * 7, 128), torch.nn.ReLU(), torch.nn.Linear(128, 10))
     return torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.ReLU(), torch.nn.Linear(256, 128),
                                torch.nn.ReLU(), torch.nn.Linear(128, 10))
 
@@ -24,8 +31,8 @@ def train(rank, ranks, args):
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", "29517")
         dist.init_process_group("gloo", rank=rank, world_size=ranks)
-    x, y = load(args.data)
-    net = model()
+    x, y = load(args.data, args.model == "cnn")
+    net = model(args.model)
     if ranks > 1:
         net = torch.nn.parallel.DistributedDataParallel(net)
     opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, nesterov=True, weight_decay=5e-4)
@@ -53,6 +60,7 @@ def train(rank, ranks, args):
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
+    p.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
     p.add_argument("--ranks", type=int, default=1)
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--batch", type=int, default=128)
