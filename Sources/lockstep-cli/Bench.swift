@@ -51,10 +51,16 @@ struct Bench: ParsableCommand {
             let exchange = ExchangeBenchmark.run(comm: comm, count: parameters + 2)
             let mb = Double(exchange.bytes) / 1e6
             say("lockstep bench: \(comm.size) rank(s), \(Communicator.libraryVersion)")
-            if comm.size == 1 { say("exchange: none on 1 rank (run under mpirun -n 2 or more)") } else {
-            say("exchange: \(parameters + 2) floats (\(format2(mb)) MB): lockstep \(format3(exchange.lockstep * 1e3)) ms/call (\(format2(mb / 1e3 / exchange.lockstep)) GB/s), raw MPI_Allreduce \(format3(exchange.raw * 1e3)) ms/call: ratio \(format2(exchange.ratio)) (target ≥ 0.95)")
+            if comm.size == 1 {
+                say("exchange: none on 1 rank (run under mpirun -n 2 or more)")
+            } else {
+                say("exchange: \(parameters + 2) floats (\(format2(mb)) MB): lockstep \(format3(exchange.lockstep * 1e3)) ms/call (\(format2(mb / 1e3 / exchange.lockstep)) GB/s), raw MPI_Allreduce \(format3(exchange.raw * 1e3)) ms/call: ratio \(format2(exchange.ratio)) (target ≥ 0.95)")
             }
-            say("step: \(self.job), global batch \(job.batch.global) (\(job.batch.global / comm.size) per rank): \(format3(stepSeconds * 1e3)) ms/step, \(Int(Double(job.batch.global) / stepSeconds)) samples/s" + (comm.size > 1 ? "; the exchange is \(format2(100 * exchange.lockstep / stepSeconds)) % of it" : ""))
+            // A full batch (batch.global = "full") is only resolved inside the run: name it as such.
+            let batch = job.batch.full ? "the full training set" : "global batch \(job.batch.global) (\(job.batch.global / comm.size) per rank)"
+            let rate = job.batch.full ? "" : ", \(Int(Double(job.batch.global) / stepSeconds)) samples/s"
+            let share = comm.size > 1 ? "; the exchange is \(format2(100 * exchange.lockstep / stepSeconds)) % of it" : ""
+            say("step: \(self.job), \(batch): \(format3(stepSeconds * 1e3)) ms/step\(rate)\(share)")
             say("bench: \(summary.steps) training steps in \(format2(summary.seconds)) s")
             comm.finalize()
         } catch let failure as CollectiveFailure {

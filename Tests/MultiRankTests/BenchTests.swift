@@ -1,0 +1,26 @@
+// `lockstep bench` runs end to end on 2 ranks and reports both measurements with numbers (their
+// values are machine-dependent and never asserted: benchmarks measure, tests do not time).
+
+import Foundation
+import Testing
+
+extension MultiRank {
+    @Suite struct Bench {
+        @Test func benchReportsTheExchangeAndTheStepTime() throws {
+            let dir = try Scratch.folder("bench")
+            try Scratch.dataset(at: dir + "/data.h5")
+            try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/unused")
+            let launch = try Launcher.run(ranks: 2, ["bench", "--job", "\(dir)/job.toml", "--steps", "20"], timeout: 60)
+            #expect(launch.exitCode == 0, "\(launch.stderr)")
+            let lines = launch.stdout.split(separator: "\n").map(String.init)
+            let exchange = try #require(lines.first { $0.hasPrefix("exchange: ") }, "\(launch.stdout)")
+            #expect(exchange.contains("raw MPI_Allreduce") && exchange.contains("ratio "))
+            // The synthetic model: 20·32 + 32 + 32·16 + 16 + 16·4 + 4 = 1268 parameters, plus 2 slots.
+            #expect(exchange.contains("1270 floats"), "\(exchange)")
+            let step = try #require(lines.first { $0.hasPrefix("step: ") }, "\(launch.stdout)")
+            #expect(step.contains("global batch 24 (12 per rank)") && step.contains(" ms/step"), "\(step)")
+            // Only the bench speaks: the training run's own progress lines are silenced.
+            #expect(!launch.stdout.contains("eval step"))
+        }
+    }
+}
