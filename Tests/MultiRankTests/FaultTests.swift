@@ -14,27 +14,7 @@ extension MultiRank {
             // Long enough to be killed mid-run: 1,000,000 steps would take hours.
             try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run", steps: 1_000_000)
             let marker = "\(dir)/job.toml"
-            let killer = Thread {
-                // Wait until training runs (the metrics file has lines), then kill one rank.
-                let deadline = Date().addingTimeInterval(60)
-                while Date() < deadline {
-                    if let text = try? String(contentsOfFile: "\(dir)/run/metrics.jsonl", encoding: .utf8),
-                       text.split(separator: "\n").count > 20 { break }
-                    usleep(50_000)
-                }
-                let pgrep = Process()
-                pgrep.executableURL = URL(fileURLWithPath: "/usr/bin/pgrep")
-                // Anchored at the binary: mpirun's own command line contains the same words.
-                pgrep.arguments = ["-f", "^\(Launcher.binary) train \(marker)"]
-                let out = Pipe()
-                pgrep.standardOutput = out
-                try? pgrep.run()
-                pgrep.waitUntilExit()
-                let pids = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                    .split(separator: "\n").compactMap { Int32($0) }
-                if let victim = pids.last { kill(victim, SIGKILL) }
-            }
-            killer.start()
+            _ = Self.signalLastRank(SIGKILL, once: dir, marker: marker)
             let launch = try Launcher.run(ranks: 2, ["train", marker], timeout: 120)
             #expect(!launch.timedOut, "the job hung after a rank was killed")
             #expect(launch.exitCode != 0)
@@ -44,6 +24,23 @@ extension MultiRank {
             let lines = (try? String(contentsOfFile: "\(dir)/run/metrics.jsonl", encoding: .utf8))?.split(separator: "\n").count ?? 0
             #expect(lines > 20)
             #expect(launch.seconds < 90, "took \(launch.seconds) s")
+        }
+
+        /// Once the run in `dir` has logged more than 20 lines, sends `signal` to the last rank
+        /// process of the job file `marker` (anchored at the binary: mpirun's own command line
+        /// contains the same words).
+        static func signalLastRank(_ signal: Int32, once dir: String, marker: String) -> Thread {
+            let thread = Thread {
+                let deadline = Date().addingTimeInterval(60)
+                while Date() < deadline {
+                    if let text = try? String(contentsOfFile: "\(dir)/run/metrics.jsonl", encoding: .utf8),
+                       text.split(separator: "\n").count > 20 { break }
+                    usleep(50_000)
+                }
+                if let victim = Signals.pids("^\(Launcher.binary) train \(marker)").last { kill(victim, signal) }
+            }
+            thread.start()
+            return thread
         }
 
         /// A long synthetic job whose processes a test can find by `marker`.
@@ -79,16 +76,7 @@ extension MultiRank {
         /// waiting for it ends the job after the timeout plus the grace period (2 + 5 s).
         @Test func stoppedRankIsReportedByTheRankWaitingForIt() throws {
             let (dir, marker) = try Self.longJob("fault-sigstop")
-            let stopper = Thread {
-                let deadline = Date().addingTimeInterval(60)
-                while Date() < deadline {
-                    if let text = try? String(contentsOfFile: "\(dir)/run/metrics.jsonl", encoding: .utf8),
-                       text.split(separator: "\n").count > 20 { break }
-                    usleep(50_000)
-                }
-                if let victim = Signals.pids("^\(Launcher.binary) train \(marker)").last { kill(victim, SIGSTOP) }
-            }
-            stopper.start()
+            _ = Self.signalLastRank(SIGSTOP, once: dir, marker: marker)
             let launch = try Launcher.run(ranks: 2, ["train", marker, "--set", "run.stall_timeout=2"], timeout: 60)
             #expect(!launch.timedOut)
             #expect(launch.exitCode != 0)
