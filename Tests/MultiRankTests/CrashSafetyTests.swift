@@ -9,7 +9,7 @@ import Testing
 
 extension MultiRank {
     @Suite struct CrashSafety {
-        static let steps = 3000
+        static let steps = 5000
 
         static func writeJob(_ dir: String, _ name: String) throws {
             let text = """
@@ -40,9 +40,12 @@ extension MultiRank {
             try text.write(toFile: "\(dir)/\(name).toml", atomically: true, encoding: .utf8)
         }
 
-        /// Starts `lockstep args...` as one process (an MPI singleton), SIGKILLs it after
-        /// `delay` seconds unless it finished, and returns whether it was killed.
-        static func runAndKill(_ args: [String], after delay: Double) throws -> Bool {
+        /// Starts `lockstep args...` as one process (an MPI singleton), waits until it has written a
+        /// checkpoint newer than those in `checkpoints` (so it is training, however long startup
+        /// took on a loaded machine), SIGKILLs it `delay` seconds later unless it finished, and
+        /// returns whether it was killed.
+        static func runAndKill(_ args: [String], checkpoints: String, after delay: Double) throws -> Bool {
+            let before = Checkpoint.list(in: checkpoints).last
             let process = Process()
             process.executableURL = URL(fileURLWithPath: Launcher.binary)
             process.arguments = args
@@ -51,6 +54,8 @@ extension MultiRank {
             process.standardOutput = FileHandle.nullDevice
             process.standardError = FileHandle.nullDevice
             try process.run()
+            let started = Date().addingTimeInterval(60)
+            while process.isRunning && Date() < started && Checkpoint.list(in: checkpoints).last == before { usleep(1_000) }
             let deadline = Date().addingTimeInterval(delay)
             while process.isRunning && Date() < deadline { usleep(1_000) }
             let killed = process.isRunning
@@ -68,9 +73,9 @@ extension MultiRank {
             var rng = Xoshiro256(seed: 2026)
             var kills = 0, killsMidWrite = 0, newestStep = 0
             while kills < 50 {
-                // Startup takes ~0.2 s; the kill lands anywhere in the next 0.4 s of training.
-                let delay = 0.15 + 0.4 * rng.nextUnit()
-                guard try Self.runAndKill(["train", "\(dir)/killed.toml", "--resume"], after: delay) else { break }
+                // The kill lands anywhere in the 0.2 s of training after the first new checkpoint.
+                let delay = 0.2 * rng.nextUnit()
+                guard try Self.runAndKill(["train", "\(dir)/killed.toml", "--resume"], checkpoints: checkpoints, after: delay) else { break }
                 kills += 1
                 let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? []
                 // A leftover .tmp means the kill interrupted a checkpoint write.
