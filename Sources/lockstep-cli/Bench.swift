@@ -2,7 +2,9 @@
 //   1. the gradient exchange through Lockstep vs a bare MPI_Allreduce loop on the same bytes;
 //   2. the step time of a job (default jobs/fashion-mlp.toml): a real training run into a
 //      temporary folder, timed between the middle and the last logged step (no evaluation or
-//      checkpoint in that window).
+//      checkpoint in that window);
+//   3. on 2+ ranks, how much of the exchange the bucketed exchange hides behind backward
+//      (`Trainer.measureOverlap`: barrier-aligned passes, so a slow rank's lag is not counted).
 // Run it under mpirun for several ranks; benchmarks/ compares the numbers with PyTorch.
 
 import ArgumentParser
@@ -10,7 +12,7 @@ import Foundation
 import Lockstep
 
 struct Bench: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Measure the gradient exchange and the step time on this launch's ranks.")
+    static let configuration = CommandConfiguration(abstract: "Measure the gradient exchange, its overlap with backward, and the step time on this launch's ranks.")
 
     @Option(help: "The job whose model and batch are measured.")
     var job = "jobs/fashion-mlp.toml"
@@ -20,6 +22,12 @@ struct Bench: ParsableCommand {
 
     @Option(help: ArgumentHelp("Override a job key (repeatable).", valueName: "key=value"))
     var set: [String] = []
+
+    @Option(help: "Passes of each kind (compute only, one allreduce, buckets) in the overlap measurement (2+ ranks).")
+    var passes = 100
+
+    @Option(name: .customLong("bucket-mb"), help: "Bucket size for the overlap measurement when the job sets no exchange.bucket_mb.")
+    var bucketMB = 0.05
 
     func run() throws {
         let comm = Communicator.world
@@ -31,21 +39,27 @@ struct Bench: ParsableCommand {
             let half = max(1, steps / 2)
             options.overrides = set + ["run.out=\"\(out)\"", "run.steps=\(2 * half)", "run.log_every=\(half)",
                                        "run.eval_every=\(100 * half)", "run.checkpoint_every=\(100 * half)"]
+            options.overlapProbePasses = comm.size > 1 && passes > 0 ? passes : nil
+            options.probeBucketMB = bucketMB
             // Silence the training run's own progress lines: only the bench speaks.
             let summary = try Console.quietly { try TrainingRun.execute(options, comm: comm) }
             let job = try Job.load(self.job, overrides: set)
-            var stepSeconds = 0.0
+            // The second half's mean step time and data wait (each metrics line's waits are means
+            // over the steps since the line before).
+            var measured = [0.0, 0.0]
             if comm.isRoot {
                 let lines = try String(contentsOfFile: out + "/metrics.jsonl", encoding: .utf8).split(separator: "\n")
-                let times = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
-                    .filter { $0["time"] != nil }.map { (($0["step"] as? Int) ?? 0, ($0["time"] as? Double) ?? 0) }
-                    .filter { $0.0 == half || $0.0 == 2 * half }
-                if times.count == 2 { stepSeconds = (times[1].1 - times[0].1) / Double(half) }
+                let logged = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+                    .filter { $0["time"] != nil }
+                let at = { (step: Int) in logged.first { $0["step"] as? Int == step } }
+                if let middle = at(half), let last = at(2 * half) {
+                    measured = [((last["time"] as? Double ?? 0) - (middle["time"] as? Double ?? 0)) / Double(half),
+                                last["data_wait"] as? Double ?? 0]
+                }
                 try? FileManager.default.removeItem(atPath: out)
             }
-            var shared = [stepSeconds]
-            comm.broadcast(&shared)
-            stepSeconds = shared[0]
+            comm.broadcast(&measured)
+            let (stepSeconds, dataWait) = (measured[0], measured[1])
             // What the trainer exchanges each step: the gradients plus the loss and stop slots.
             let parameters = summary.parameters
             let exchange = ExchangeBenchmark.run(comm: comm, count: parameters + 2)
@@ -56,11 +70,19 @@ struct Bench: ParsableCommand {
             } else {
                 say("exchange: \(parameters + 2) floats (\(format2(mb)) MB): lockstep \(format3(exchange.lockstep * 1e3)) ms/call (\(format2(mb / 1e3 / exchange.lockstep)) GB/s), raw MPI_Allreduce \(format3(exchange.raw * 1e3)) ms/call: ratio \(format2(exchange.ratio)) (target ≥ 0.95)")
             }
+            if let o = summary.overlap {
+                let ms = { (x: Double, e: Double) in "\(format3(x * 1e3)) ± \(format3(e * 1e3))" }
+                let hidden = o.hiddenFraction.map { "\(format2(100 * $0)) % hidden (target ≥ 50)" } ?? "the single exchange cost nothing measurable"
+                say("overlap: \(o.bucketCount) buckets of ≥ \(job.bucketMegabytes > 0 ? job.bucketMegabytes : bucketMB) MB, \(o.passes) passes each, ms/pass: compute \(ms(o.compute, o.computeError)), one allreduce \(ms(o.single, o.singleError)), buckets \(ms(o.buckets, o.bucketsError)): \(hidden)")
+            } else if comm.size > 1 && passes > 0 {
+                say("overlap: not measured (a full batch or L-BFGS has no bucketed exchange)")
+            }
             // A full batch (batch.global = "full") is only resolved inside the run: name it as such.
             let batch = job.batch.full ? "the full training set" : "global batch \(job.batch.global) (\(job.batch.global / comm.size) per rank)"
             let rate = job.batch.full ? "" : ", \(Int(Double(job.batch.global) / stepSeconds)) samples/s"
             let share = comm.size > 1 ? "; the exchange is \(format2(100 * exchange.lockstep / stepSeconds)) % of it" : ""
-            say("step: \(self.job), \(batch): \(format3(stepSeconds * 1e3)) ms/step\(rate)\(share)")
+            let data = job.batch.full ? "" : "; waiting for data \(format3(dataWait * 1e3)) ms/step"
+            say("step: \(self.job), \(batch): \(format3(stepSeconds * 1e3)) ms/step\(rate)\(share)\(data)")
             say("bench: \(summary.steps) training steps in \(format2(summary.seconds)) s")
             comm.finalize()
         } catch let failure as CollectiveFailure {

@@ -36,7 +36,10 @@ import Testing
         "[optimizer]\nname = \"lbfgs\"\ninner = 3\n[batch]\nglobal = 120",
         "[optimizer]\nname = \"lbfgs\"\ninner = 3\nline_search = \"strong_wolfe\"\n[batch]\nglobal = 120",
         "[optimizer]\nlr = 0.5\nmomentum = 0.9\n[batch]\nglobal = \"full\"\nmicro = 100",
+        "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[batch]\nglobal = 24\nmicro = 6\n[exchange]\nbucket_mb = 0.001",
+        "[optimizer]\nname = \"adam\"\nlr = 0.01\n[gsnr]\nenabled = true\ngroups_per_rank = 2\n[exchange]\nbucket_mb = 0.001",
         "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[model]\nlayers = [{ type = \"conv2d\", channels = 4, kernel = 3, padding = 1 }, { type = \"maxpool\", kernel = 2 }, { type = \"avgpool\", kernel = 2, stride = 1 }, { units = 4 }]",
+        "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[model]\nlayers = [{ type = \"conv2d\", channels = 4, kernel = 3, padding = 1 }, { type = \"maxpool\", kernel = 2 }, { type = \"avgpool\", kernel = 2, stride = 1 }, { units = 4 }]\n[exchange]\nbucket_mb = 0.0001",
     ]
 
     /// Builds what `lockstep train` builds for the job (without the run directory).
@@ -55,7 +58,8 @@ import Testing
         return Trainer(comm: Communicator.world, network: network, optimizer: optimizer, train: train,
                        schedule: job.learningRateSchedule(trainSamples: train.count), seed: 1, batchSchedule: job.batch.schedule,
                        largestBatch: job.largestBatch(trainSamples: train.count), microBatch: job.batch.micro,
-                       fullBatch: job.batch.full, gsnr: job.gsnr, gsnrMomentum: job.gsnrMomentum)
+                       fullBatch: job.batch.full, gsnr: job.gsnr, gsnrMomentum: job.gsnrMomentum,
+                       bucketMegabytes: job.bucketMegabytes)
     }
 
     @Test(arguments: cases)

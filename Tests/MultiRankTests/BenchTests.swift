@@ -1,4 +1,4 @@
-// `lockstep bench` runs end to end on 2 ranks and reports both measurements with numbers (their
+// `lockstep bench` runs end to end on 2 ranks and reports its measurements with numbers (their
 // values are machine-dependent and never asserted: benchmarks measure, tests do not time).
 
 import Foundation
@@ -10,7 +10,7 @@ extension MultiRank {
             let dir = try Scratch.folder("bench")
             try Scratch.dataset(at: dir + "/data.h5")
             try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/unused")
-            let launch = try Launcher.run(ranks: 2, ["bench", "--job", "\(dir)/job.toml", "--steps", "20"], timeout: 60)
+            let launch = try Launcher.run(ranks: 2, ["bench", "--job", "\(dir)/job.toml", "--steps", "20", "--passes", "10"], timeout: 60)
             #expect(launch.exitCode == 0, "\(launch.stderr)")
             let lines = launch.stdout.split(separator: "\n").map(String.init)
             let exchange = try #require(lines.first { $0.hasPrefix("exchange: ") }, "\(launch.stdout)")
@@ -19,6 +19,11 @@ extension MultiRank {
             #expect(exchange.contains("1270 floats"), "\(exchange)")
             let step = try #require(lines.first { $0.hasPrefix("step: ") }, "\(launch.stdout)")
             #expect(step.contains("global batch 24 (12 per rank)") && step.contains(" ms/step"), "\(step)")
+            // The overlap probe: three kinds of pass with a mean and its error each, and the verdict.
+            let overlap = try #require(lines.first { $0.hasPrefix("overlap: ") }, "\(launch.stdout)")
+            #expect(overlap.contains("passes each") && overlap.contains("one allreduce ") && overlap.contains("buckets ")
+                    && (overlap.contains("% hidden") || overlap.contains("nothing measurable")), "\(overlap)")
+            #expect(step.contains("waiting for data "), "\(step)")
             // Only the bench speaks: the training run's own progress lines are silenced.
             #expect(!launch.stdout.contains("eval step"))
         }

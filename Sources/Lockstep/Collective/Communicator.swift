@@ -38,6 +38,9 @@ public final class Communicator: @unchecked Sendable {
     public let size: Int
     /// Number of collective calls made so far on this rank (tests assert how many a step costs).
     public private(set) var collectiveCalls = 0
+    /// Counts a collective made outside these methods (the bucketed exchange's requests).
+    func countCollective() { collectiveCalls += 1 }
+
     /// When collectives start and end, for the stall watchdog.
     public let marks = ProgressMarks()
     let comm: MPI_Comm

@@ -68,6 +68,8 @@ public struct Job: Equatable, Sendable {
     public var schedule: Schedule
     /// GSNR-corrected updates (VR-<optimizer>); nil when `[gsnr] enabled` is false.
     public var gsnr: GSNRSettings?
+    /// `[exchange] bucket_mb`: bucket size of the overlapped gradient exchange (0: one allreduce after backward).
+    public var bucketMegabytes: Double
 
     /// Parses and validates TOML `text` (from `source`, for messages) with `overrides` ("key=value").
     public static func parse(_ text: String, source: String, overrides: [String] = []) throws -> Job {
@@ -200,6 +202,18 @@ public struct Job: Equatable, Sendable {
             throw LockstepError.usage("\(g.prefix).enabled: GSNR needs equal gradient groups, which batch.global = \"full\" does not give: set a numeric batch.global or gsnr.enabled = false")
         }
         try g.finish()
+
+        let e = try root.section("exchange")
+        bucketMegabytes = try e.double("bucket_mb", default: 0, min: 0)
+        if bucketMegabytes > 0 {
+            // L-BFGS allreduces each evaluation into its own buffer, and a full batch is chunked
+            // over many passes: neither has one last backward to overlap with.
+            let why = optimizer.name == .lbfgs ? "optimizer.name = \"lbfgs\"" : batch.full ? "batch.global = \"full\"" : nil
+            if let why {
+                throw LockstepError.usage("\(e.prefix).bucket_mb: the bucketed exchange overlaps minibatch steps of first-order optimizers, not \(why): set exchange.bucket_mb = 0")
+            }
+        }
+        try e.finish()
 
         try root.finish()
     }

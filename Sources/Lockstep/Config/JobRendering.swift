@@ -98,6 +98,7 @@ extension Job {
                       "eps = \(gsnr.epsilon)",
                       "beta3 = \(gsnr.beta3)"]
         }
+        lines += ["", "[exchange]", "bucket_mb = \(bucketMegabytes)"]
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -103,6 +103,10 @@ public final class Conv2d: Layer {
         }
     }
 
+    /// Called after each sample of backward: lets a non-blocking exchange in flight progress
+    /// (Open MPI moves its messages only inside MPI calls). Set once, by the trainer.
+    public var progress: (() -> Void)?
+
     public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                          dx: UnsafeMutablePointer<Float>?, batch: Int, accumulate: Bool) {
         guard let columns, let columnGrad else { preconditionFailure("\(name): Network.reserve(batch:) was not called") }
@@ -132,6 +136,7 @@ public final class Conv2d: Layer {
                            beta: 0, c: columnGrad.pointer, ldc: p)
                 col2im(columnGrad.pointer, dx + b * inputWidth)
             }
+            progress?()
         }
     }
 

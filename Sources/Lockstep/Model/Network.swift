@@ -145,6 +145,10 @@ public final class Network {
         return activations[layers.count - 1].pointer
     }
 
+    /// Called after each layer's backward with the layer's index (the bucketed exchange starts
+    /// a bucket's allreduce once its layers are done). Set once; calling it allocates nothing.
+    var layerFinishedBackward: ((Int) -> Void)?
+
     /// Backpropagates dL/dlogits through the batch last seen by `forward`, writing (or adding to,
     /// when `accumulate`) the gradient buffer. `dlogits` may be the logits buffer itself.
     public func backward(_ input: UnsafePointer<Float>, dlogits: UnsafePointer<Float>, batch: Int, accumulate: Bool) {
@@ -153,6 +157,7 @@ public final class Network {
             let x = i == 0 ? input : UnsafePointer(activations[i - 1].pointer)
             let dx: UnsafeMutablePointer<Float>? = i == 0 ? nil : scratch[i % 2].pointer
             layers[i].backward(x: x, y: activations[i].pointer, dy: dy, dx: dx, batch: batch, accumulate: accumulate)
+            layerFinishedBackward?(i)
             if let dx { dy = UnsafePointer(dx) }
         }
     }

@@ -13,6 +13,10 @@ public struct TrainOptions: Sendable {
     public var resume = false
     /// Stop (with a checkpoint) once this many steps are done, as if interrupted.
     public var stopAfter: Int?
+    /// `lockstep bench`: before training, measure the overlap (`Trainer.measureOverlap`) with
+    /// this many passes of each kind, in buckets of the job's size or else `probeBucketMB`.
+    public var overlapProbePasses: Int?
+    public var probeBucketMB = 0.05
     public init(jobPath: String) { self.jobPath = jobPath }
 }
 
@@ -25,6 +29,8 @@ public struct TrainSummary: Sendable {
     public var interrupted: Bool
     /// Trainable parameters of the model (what the exchange carries, besides its extra slots).
     public var parameters = 0
+    /// The overlap probe's result (`TrainOptions.overlapProbePasses`), if it ran.
+    public var overlap: OverlapMeasurement?
 }
 
 public enum TrainingRun {
@@ -80,14 +86,20 @@ public enum TrainingRun {
         let baseOptimizer = job.optimizer.make(for: network, seed: job.run.seed,
                                                stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: job.batch.global))
         let schedule = job.learningRateSchedule(trainSamples: train.count)
+        // The bench's overlap probe needs buckets even when the job's steps do not use them.
+        let probing = options.overlapProbePasses != nil && job.bucketMegabytes == 0
         let trainer = Trainer(comm: comm, network: network, optimizer: baseOptimizer, train: train,
                               schedule: schedule, seed: job.run.seed, batchSchedule: job.batch.schedule,
                               largestBatch: job.largestBatch(trainSamples: train.count), microBatch: job.batch.micro,
-                              fullBatch: job.batch.full, gsnr: job.gsnr, gsnrMomentum: job.gsnrMomentum)
+                              fullBatch: job.batch.full, gsnr: job.gsnr, gsnrMomentum: job.gsnrMomentum,
+                              bucketMegabytes: probing ? options.probeBucketMB : job.bucketMegabytes, overlap: !probing)
         trainer.nonfinite = job.run.nonfinite
         // SIGUSR1/SIGTERM (SLURM's --signal, scancel, a time limit): checkpoint at the next step.
         StopSignal.install()
         trainer.stopRequested = { StopSignal.received != 0 }
+
+        // The bench's probe, on the first batch, before anything could have moved the position.
+        let overlap = options.overlapProbePasses.flatMap { trainer.measureOverlap(passes: $0) }
 
         // 4. Resume: rank 0 reads the newest complete checkpoint and broadcasts it.
         let resumedFrom = try resume(options.resume, from: checkpointDir, comm: comm, trainer: trainer)
@@ -115,6 +127,7 @@ public enum TrainingRun {
         // 6. The loop.
         let started = Clock.now()
         var (windowStart, windowStartStep) = (started, trainer.position.step)
+        var windowWaits = trainer.waits
         var lastAccuracy: Double?
         var interrupted = false
         let watchdog = job.run.stallTimeout > 0 ? StallWatchdog(comm: comm, timeout: job.run.stallTimeout) : nil
@@ -137,7 +150,12 @@ public enum TrainingRun {
             }
             if p.step % job.run.logEvery == 0 || p.step == 1 || p.step == stopAt || trainer.stopAgreed {
                 let now = Clock.now()
-                metrics.log(stepFields(trainer, loss: loss, lr: lr, seconds: now - started))
+                let steps = Double(max(p.step - windowStartStep, 1))
+                var waitsPerStep = StepWaits()
+                waitsPerStep.exchange = (trainer.waits.exchange - windowWaits.exchange) / steps
+                waitsPerStep.data = (trainer.waits.data - windowWaits.data) / steps
+                metrics.log(stepFields(trainer, loss: loss, lr: lr, seconds: now - started, waitsPerStep: waitsPerStep))
+                windowWaits = trainer.waits
                 let rate = Double(job.batch.global * (p.step - windowStartStep)) / max(now - windowStart, 1e-9)
                 say("step \(p.step)/\(total) epoch \(p.epoch) loss \(format(loss, 4)) lr \(format(lr, 5)) (\(Int(rate)) samples/s)")
                 (windowStart, windowStartStep) = (now, p.step)
@@ -184,11 +202,12 @@ public enum TrainingRun {
             say("done: \(total) steps in \(format(seconds, 1)) s" + (lastAccuracy.map { ", test accuracy \(format($0 * 100, 2))%" } ?? ""))
         }
         return TrainSummary(steps: trainer.position.step, testAccuracy: lastAccuracy, seconds: seconds, stoppedEarly: stoppedEarly,
-                            interrupted: interrupted, parameters: network.parameterCount)
+                            interrupted: interrupted, parameters: network.parameterCount, overlap: overlap)
     }
 
     /// One metrics.jsonl line for the step just taken (DESIGN.md: at least step, epoch, loss, lr, batch).
-    private static func stepFields(_ trainer: Trainer, loss: Double, lr: Double, seconds: Double) -> [(String, Any)] {
+    private static func stepFields(_ trainer: Trainer, loss: Double, lr: Double, seconds: Double,
+                                   waitsPerStep: StepWaits) -> [(String, Any)] {
         let p = trainer.position
         var fields: [(String, Any)] = [("step", p.step), ("epoch", p.epoch), ("loss", loss), ("lr", lr),
                                        ("batch", trainer.globalBatch), ("samples", p.samplesSeen),
@@ -196,6 +215,15 @@ public enum TrainingRun {
                                        ("time", seconds)]
         if let layerWise = trainer.optimizer as? TrustRatioReporting, !layerWise.trustRatios.isEmpty {
             fields.append(("trust", Array(zip(layerWise.trustRatioNames, layerWise.trustRatios))))
+        }
+        if trainer.lbfgs == nil {
+            // Mean seconds per step since the previous line spent waiting for the exchange after
+            // backward (with buckets: the part the overlap did not hide).
+            fields.append(("exchange_wait", waitsPerStep.exchange))
+        }
+        if !trainer.fullBatch {
+            // Mean seconds per step since the previous line spent waiting for the step's rows.
+            fields.append(("data_wait", waitsPerStep.data))
         }
         if let lbfgs = trainer.lbfgs {
             let r = lbfgs.report

@@ -4,6 +4,19 @@
 // With L-BFGS the step evaluates the same batch several times (line search, inner iterations),
 // one allreduce per evaluation. With `batch.global = "full"` every rank takes a contiguous slice
 // of the training set. Every buffer is sized at init; a first-order `step` allocates nothing.
+// A background loader gathers the next step's rows while this one computes; with
+// `exchange.bucket_mb` the exchange starts in buckets during the step's last backward.
+
+/// Time a step spends waiting rather than computing, summed over the steps so far.
+public struct StepWaits: Sendable {
+    /// In the gradient exchange after backward: the whole allreduce, or with buckets the part
+    /// the overlap did not hide (first-order steps; L-BFGS's evaluations are not counted).
+    public var exchange = 0.0
+    /// For the step's rows: nothing when the background gather had them ready, the rest of it
+    /// when it had not, the whole gather on the first step and after a resume (minibatch steps).
+    public var data = 0.0
+    public init() {}
+}
 
 public final class Trainer {
     public let comm: Communicator
@@ -18,7 +31,7 @@ public final class Trainer {
     public let groupsPerRank: Int
     /// What the one allreduce of a step carries: [ḡ (P), loss, stop] or, with GSNR,
     /// [Σ w_d (P), Σ w_d² (P), loss, stop]; with L-BFGS [g (P), loss, evaluation tag, stop].
-    private let exchange: FloatBuffer
+    let exchange: FloatBuffer
     private let lossSlot: Int
     /// The number of ranks asking to stop (a signal arrived), summed by the allreduce.
     private let stopSlot: Int
@@ -26,6 +39,14 @@ public final class Trainer {
     public var stopRequested: () -> Bool = { false }
     /// Whether any rank asked to stop by the last step's allreduce: the same on every rank.
     public private(set) var stopAgreed = false
+    /// The bucketed, overlapped exchange (`exchange.bucket_mb` > 0), or nil for one allreduce after backward.
+    let buckets: BucketedExchange?
+    /// Whether steps use `buckets` (the overlap probe also switches it per pass).
+    var overlapsExchange: Bool
+    /// Buckets of the overlapped exchange (0: one allreduce after backward).
+    public var bucketCount: Int { buckets?.bucketCount ?? 0 }
+    /// Seconds the steps so far spent waiting, summed (callers take differences).
+    public private(set) var waits = StepWaits()
     /// Collective calls made by the last step (1 for first-order optimizers; the tests assert it).
     public private(set) var collectivesLastStep = 0
     public let train: Dataset
@@ -50,9 +71,9 @@ public final class Trainer {
     public private(set) var skippedSteps = 0
     private var consecutiveSkips = 0
 
-    /// The epoch whose permutation `order` holds (−1: none yet).
-    private var orderEpoch = -1
-    private var order: [Int32]
+    /// Gathers each step's rows ahead of time on a background thread (nil with a full batch,
+    /// which reads contiguous chunks as it goes).
+    private let loader: BatchLoader?
     private let input: FloatBuffer
     private let labels: UnsafeMutablePointer<Int32>
     private let capacity: Int
@@ -62,10 +83,13 @@ public final class Trainer {
 
     /// With `gsnr`, `optimizer` is wrapped in `VarianceReduced` (GSNR momentum when `gsnrMomentum`).
     /// The network needs extra gradient slots for what travels with the gradient: 2 (loss, stop),
-    /// 3 with L-BFGS (loss, evaluation tag, stop).
+    /// 3 with L-BFGS (loss, evaluation tag, stop). With `bucketMegabytes` > 0 the exchange is
+    /// bucketed and overlapped with backward; `overlap: false` builds the buckets for
+    /// `measureOverlap` only, and steps exchange in one allreduce.
     public init(comm: Communicator, network: Network, optimizer: any OptimizerState, train: Dataset,
                 schedule: LearningRateSchedule, seed: UInt64, batchSchedule: BatchSchedule, largestBatch: Int,
-                microBatch: Int? = nil, fullBatch: Bool = false, gsnr: GSNRSettings? = nil, gsnrMomentum: Bool = false) {
+                microBatch: Int? = nil, fullBatch: Bool = false, gsnr: GSNRSettings? = nil, gsnrMomentum: Bool = false,
+                bucketMegabytes: Double = 0, overlap: Bool = true) {
         self.comm = comm
         self.network = network
         self.train = train
@@ -98,7 +122,19 @@ public final class Trainer {
         precondition(update != nil || lbfgs != nil, "a first-order optimizer or L-BFGS")
         lossSlot = lbfgs == nil ? exchange.count - 2 : p
         stopSlot = exchange.count - 1
-        order = [Int32](repeating: 0, count: train.count)
+        if bucketMegabytes > 0 {
+            precondition(lbfgs == nil && !fullBatch, "validated by Job: buckets need a first-order optimizer on minibatches")
+            let exchanger = BucketedExchange(comm: comm, network: network, exchange: exchange,
+                                             squaresOffset: exchange === network.gradients ? nil : p,
+                                             bucketBytes: Int(bucketMegabytes * 1_000_000))
+            network.layerFinishedBackward = { exchanger.layerFinished($0) }
+            for case let conv as Conv2d in network.layers { conv.progress = { exchanger.progress() } }
+            buckets = exchanger
+        } else {
+            buckets = nil
+        }
+        overlapsExchange = overlap && buckets != nil
+        loader = fullBatch ? nil : BatchLoader(data: train, seed: seed, capacity: largestBatch / comm.size)
         // Sized once for the largest pass of the run.
         capacity = max(fullBatch ? (microBatch ?? Self.evaluationChunk) : (microBatch ?? largestBatch / comm.size / groupsPerRank),
                        Self.evaluationChunk)
@@ -107,7 +143,10 @@ public final class Trainer {
         network.reserve(batch: capacity)
     }
 
-    deinit { labels.deallocate() }
+    deinit {
+        loader?.shutdown()
+        labels.deallocate()
+    }
 
     /// Continues from a checkpoint's position.
     public func restore(_ position: TrainingPosition) {
@@ -144,10 +183,6 @@ public final class Trainer {
             position.epoch += 1
             position.epochStep = 0
             enter(epoch: position.epoch)
-        }
-        if !fullBatch && orderEpoch != position.epoch {
-            EpochOrder.permutation(seed: seed, epoch: position.epoch, into: &order)
-            orderEpoch = position.epoch
         }
         let lr = schedule.lr(step: position.step, epoch: position.epoch, batch: globalBatch)
         let callsBefore = comm.collectiveCalls
@@ -198,9 +233,16 @@ public final class Trainer {
     /// (first-order path: one allreduce, in place). Returns the batch's mean loss.
     private func batchGradient() -> Double {
         let localLoss = localGradient()
-        exchange.pointer[lossSlot] = Float(localLoss)
-        exchange.pointer[stopSlot] = stopRequested() ? 1 : 0
-        comm.allreduce(exchange.buffer)
+        let waitStart = Clock.nanoseconds()
+        if let buckets, overlapsExchange {
+            // Started during backward; the slots were filled before it.
+            buckets.finish()
+        } else {
+            exchange.pointer[lossSlot] = Float(localLoss)
+            exchange.pointer[stopSlot] = stopRequested() ? 1 : 0
+            comm.allreduce(exchange.buffer)
+        }
+        waits.exchange += Double(Clock.nanoseconds() - waitStart) * 1e-9
         stopAgreed = exchange.pointer[stopSlot] > 0
         return Double(exchange.pointer[lossSlot]) / Double(globalBatch)
     }
@@ -226,30 +268,52 @@ public final class Trainer {
     /// Forward and backward over this rank's rows of the current batch, the loss scaled by 1/B
     /// (global) so the allreduce-sum is the global-batch mean. The gradient is left in the
     /// network's buffer (with GSNR, folded per group into `exchange`). Returns the local loss sum.
-    private func localGradient() -> Double {
+    func localGradient() -> Double {
         if fullBatch {
             let start = train.count * comm.rank / comm.size
             return localGradient(rows: start..<(start + localBatch), chunk: microBatch, scale: 1 / Float(globalBatch))
         }
         let window = EpochOrder.localWindow(step: position.epochStep, globalBatch: globalBatch, rank: comm.rank, ranks: comm.size)
+        let (batch, waited) = loader!.batch(epoch: position.epoch, window: window)
+        waits.data += waited
+        prefetchNextStep()
         let p = network.parameterCount
         let microPerGroup = localBatch / groupsPerRank / microBatch
         var localLoss = 0.0
         for group in 0..<groupsPerRank {
             for micro in 0..<microPerGroup {
-                let start = window.lowerBound + (group * microPerGroup + micro) * microBatch
-                order.withUnsafeBufferPointer { all in
-                    train.gather(UnsafeBufferPointer(rebasing: all[start..<(start + microBatch)]), x: input.pointer, y: labels)
+                let row = (group * microPerGroup + micro) * microBatch
+                let x = batch.x + row * train.width
+                localLoss += forwardLoss(x: x, y: batch.y + row, rows: microBatch, scale: 1 / Float(globalBatch))
+                if let buckets, overlapsExchange, group == groupsPerRank - 1 && micro == microPerGroup - 1 {
+                    // The step's last backward: the slots are final, buckets start as layers finish.
+                    exchange.pointer[lossSlot] = Float(localLoss)
+                    exchange.pointer[stopSlot] = stopRequested() ? 1 : 0
+                    buckets.arm(foldFirst: group == 0)
                 }
                 // The first pass writes the gradients, later ones add to them: no zeroing pass needed.
-                localLoss += forwardBackward(rows: microBatch, scale: 1 / Float(globalBatch), accumulate: micro > 0)
+                network.backward(x, dlogits: network.logitGradient, batch: microBatch, accumulate: micro > 0)
             }
-            if exchange !== network.gradients {
+            // With buckets, the last group was folded bucket by bucket during its backward.
+            if exchange !== network.gradients && !(buckets != nil && overlapsExchange && group == groupsPerRank - 1) {
                 GradientGroups.fold(network.gradients.pointer, sum: exchange.pointer, squares: exchange.pointer + p,
                                     count: p, first: group == 0)
             }
         }
         return localLoss
+    }
+
+    /// Asks the loader for the rows of the step after the current one, which may be in the next
+    /// epoch with another global batch (an increasing schedule). Past the run's last epoch the
+    /// gathered rows are simply never used.
+    private func prefetchNextStep() {
+        var (epoch, step, global) = (position.epoch, position.epochStep + 1, globalBatch)
+        if step == stepsPerEpoch {
+            (epoch, step, global) = (epoch + 1, 0, batchSchedule.batch(epoch: epoch + 1))
+            // Job.validate checked the run's epochs only.
+            guard global % comm.size == 0, global <= train.count else { return }
+        }
+        loader?.prefetch(epoch: epoch, window: EpochOrder.localWindow(step: step, globalBatch: global, rank: comm.rank, ranks: comm.size))
     }
 
     /// Forward and backward over contiguous training rows in chunks of at most `chunk` rows,
@@ -269,12 +333,16 @@ public final class Trainer {
 
     /// One pass over the rows gathered into `input`/`labels`. Returns the (scaled) loss sum.
     private func forwardBackward(rows: Int, scale: Float, accumulate: Bool) -> Double {
-        let logits = network.forward(input.pointer, batch: rows)
-        let dlogits = network.logitGradient
-        let loss = SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels, dlogits: dlogits, batch: rows,
-                                                       classes: network.classes, scale: scale)
-        network.backward(input.pointer, dlogits: dlogits, batch: rows, accumulate: accumulate)
+        let loss = forwardLoss(x: input.pointer, y: labels, rows: rows, scale: scale)
+        network.backward(input.pointer, dlogits: network.logitGradient, batch: rows, accumulate: accumulate)
         return loss
+    }
+
+    /// Forward and the loss over `rows` samples x with labels y, leaving dL/dlogits for backward.
+    private func forwardLoss(x: UnsafePointer<Float>, y: UnsafePointer<Int32>, rows: Int, scale: Float) -> Double {
+        let logits = network.forward(x, batch: rows)
+        return SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: y, dlogits: network.logitGradient, batch: rows,
+                                                   classes: network.classes, scale: scale)
     }
 
     /// ‖ḡ‖ of the last step's averaged gradient (before weight decay and the GSNR multiplier;
