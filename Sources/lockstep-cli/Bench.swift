@@ -71,9 +71,9 @@ struct Bench: ParsableCommand {
                 say("exchange: \(parameters + 2) floats (\(format2(mb)) MB): lockstep \(format3(exchange.lockstep * 1e3)) ms/call (\(format2(mb / 1e3 / exchange.lockstep)) GB/s), raw MPI_Allreduce \(format3(exchange.raw * 1e3)) ms/call: ratio \(format2(exchange.ratio)) (target ≥ 0.95)")
             }
             if let o = summary.overlap {
-                let ms = { (x: Double, e: Double) in "\(format3(x * 1e3)) ± \(format3(e * 1e3))" }
+                let ms = { (x: Double, iqr: Double) in "\(format3(x * 1e3)) (IQR \(format3(iqr * 1e3)))" }
                 let hidden = o.hiddenFraction.map { "\(format2(100 * $0)) % hidden (target ≥ 50)" } ?? "the single exchange cost nothing measurable"
-                say("overlap: \(o.bucketCount) buckets of ≥ \(job.bucketMegabytes > 0 ? job.bucketMegabytes : bucketMB) MB, \(o.passes) passes each, ms/pass: compute \(ms(o.compute, o.computeError)), one allreduce \(ms(o.single, o.singleError)), buckets \(ms(o.buckets, o.bucketsError)): \(hidden)")
+                say("overlap: \(o.bucketCount) buckets of ≥ \(job.bucketMegabytes > 0 ? job.bucketMegabytes : bucketMB) MB, \(o.passes) passes each, median ms/pass: compute \(ms(o.compute, o.computeIQR)), one allreduce \(ms(o.single, o.singleIQR)), buckets \(ms(o.buckets, o.bucketsIQR)): \(hidden)")
             } else if comm.size > 1 && passes > 0 {
                 say("overlap: not measured (a full batch or L-BFGS has no bucketed exchange)")
             }

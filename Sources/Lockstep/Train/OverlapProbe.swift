@@ -6,13 +6,14 @@
 //   single    forward + backward, then one allreduce;
 //   buckets   forward + backward starting the buckets, then waiting for them.
 // A pass lasts, for the job, as long as its slowest rank (one max-allreduce per pass, untimed).
-// The exchange's exposed cost is a pass's excess over the compute pass; the fraction hidden is
-// 1 − exposed(buckets) / exposed(single). Parameters and optimizer state are left alone.
+// The exchange's exposed cost is a kind's median pass minus the compute pass's median; the
+// fraction hidden is 1 − exposed(buckets) / exposed(single). Parameters and optimizer state are left alone.
 
 public struct OverlapMeasurement: Sendable {
-    /// Mean seconds per pass of each kind, and the standard error of each mean.
+    /// Median seconds per pass of each kind (medians: a pass that the OS preempted is an
+    /// outlier that would dominate a mean on shared cores), and each kind's interquartile range.
     public var compute = 0.0, single = 0.0, buckets = 0.0
-    public var computeError = 0.0, singleError = 0.0, bucketsError = 0.0
+    public var computeIQR = 0.0, singleIQR = 0.0, bucketsIQR = 0.0
     public var passes = 0
     public var bucketCount = 0
 
@@ -29,7 +30,7 @@ extension Trainer {
         guard let buckets, comm.size > 1, !fullBatch, lbfgs == nil, passes > 0 else { return nil }
         let overlapped = overlapsExchange
         defer { overlapsExchange = overlapped }
-        var sums = [0.0, 0.0, 0.0], squares = [0.0, 0.0, 0.0]
+        var times = [[Double]](repeating: [], count: 3)
         var slowest = [0.0]
         for _ in 0..<passes {
             for kind in 0..<3 {
@@ -41,15 +42,15 @@ extension Trainer {
                 if kind == 2 { buckets.finish() }
                 slowest[0] = Double(Clock.nanoseconds() - start) * 1e-9
                 comm.allreduce(&slowest, .max)
-                sums[kind] += slowest[0]
-                squares[kind] += slowest[0] * slowest[0]
+                times[kind].append(slowest[0])
             }
         }
-        let n = Double(passes)
-        let means = sums.map { $0 / n }
-        let errors = (0..<3).map { k in (max(squares[k] / n - means[k] * means[k], 0) / max(n - 1, 1)).squareRoot() }
-        return OverlapMeasurement(compute: means[0], single: means[1], buckets: means[2],
-                                  computeError: errors[0], singleError: errors[1], bucketsError: errors[2],
+        let sorted = times.map { $0.sorted() }
+        let quantile = { (k: Int, q: Double) in sorted[k][Int((Double(passes - 1) * q).rounded())] }
+        return OverlapMeasurement(compute: quantile(0, 0.5), single: quantile(1, 0.5), buckets: quantile(2, 0.5),
+                                  computeIQR: quantile(0, 0.75) - quantile(0, 0.25),
+                                  singleIQR: quantile(1, 0.75) - quantile(1, 0.25),
+                                  bucketsIQR: quantile(2, 0.75) - quantile(2, 0.25),
                                   passes: passes, bucketCount: buckets.bucketCount)
     }
 }
