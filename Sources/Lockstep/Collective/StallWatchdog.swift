@@ -75,16 +75,23 @@ public final class StallWatchdog: @unchecked Sendable {
             let step = marks.step.load(ordering: .relaxed)
             let since = marks.collectiveSince.load(ordering: .relaxed)
             if since != 0 {
-                let waited = Double(now &- since) * 1e-9
+                let waited = Self.seconds(from: since, to: now)
                 if waited > timeout + grace {
                     comm.abort("waited \(format(waited, 1)) s in a collective at step \(step) for ranks that never arrived (run.stall_timeout = \(format(timeout, 0)) s); a rank that is still alive has named itself above, one that is not is stopped or hung")
                 }
             } else {
-                let idle = Double(now &- marks.lastProgress.load(ordering: .relaxed)) * 1e-9
+                let idle = Self.seconds(from: marks.lastProgress.load(ordering: .relaxed), to: now)
                 if idle > timeout {
                     comm.abort("stalled: \(format(idle, 1)) s at step \(step) without reaching a collective (run.stall_timeout = \(format(timeout, 0)) s); the other ranks are waiting for this one")
                 }
             }
         }
+    }
+
+    /// Seconds from `start` to `now`, 0 when the main thread stamped `start` after this thread
+    /// read `now` (the marks are read after the clock; unsigned wrap-around once read that as
+    /// 585 years of stall and aborted a healthy run).
+    public static func seconds(from start: UInt64, to now: UInt64) -> Double {
+        now > start ? Double(now - start) * 1e-9 : 0
     }
 }
