@@ -92,6 +92,27 @@ extension FileTests {
             #expect(x == values, "scale leaves float features unchanged")
         }
 
+        /// Integer features other than uint8 (here int32 and int64, as numpy writes them by
+        /// default) are read as float32 values, unscaled: what the dtype message promises.
+        @Test func otherIntegerFeaturesAreReadAsFloats() throws {
+            let dir = try TemporaryDirectory()
+            let values: [Int32] = [-3, 0, 7, 1000, 2, -1]
+            let file = try Self.file(dir) { f in
+                try f.write("/x32", values, shape: [3, 2])
+                try f.write("/x64", values.map(Int64.init), shape: [3, 2])
+                try f.write("/y", [UInt8(1), 0, 1], shape: [3])
+            }
+            for path in ["/x32", "/x64"] {
+                let data = try Dataset(file: file, xPath: path, yPath: "/y", classes: 2, name: "t")
+                #expect(!data.isUInt8 && data.width == 2)
+                data.normalize(.scale, stats: nil)
+                var x = [Float](repeating: .nan, count: 6)
+                var y = [Int32](repeating: 0, count: 3)
+                data.gather(0..<3, x: &x, y: &y)
+                #expect(x == values.map(Float.init), "\(path)")
+            }
+        }
+
         @Test func badInputsAreUsageErrors() throws {
             let dir = try TemporaryDirectory()
             var n = 0

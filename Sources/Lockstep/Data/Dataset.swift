@@ -43,7 +43,7 @@ public final class Dataset {
         }
         guard xInfo.shape[0] > 0 else { throw LockstepError.usage("\(where_) is empty") }
         guard xInfo.kind != .other else {
-            throw LockstepError.usage("\(where_) holds \(xInfo.dtypeName); features must be uint8 or float32")
+            throw LockstepError.usage("\(where_) holds \(xInfo.dtypeName); features must be numbers: uint8 (kept as bytes, scaled by 1/255) or another integer or float type (read as float32)")
         }
         guard yInfo.kind == .unsignedInteger || yInfo.kind == .signedInteger else {
             throw LockstepError.usage("\(file.path):\(yPath) holds \(yInfo.dtypeName); labels must be integers (uint8, int32, int64, ...)")
