@@ -56,7 +56,24 @@ extension MultiRank {
             try text.replacingOccurrences(of: String(mlp), with: layers).write(toFile: path, atomically: true, encoding: .utf8)
             let launch = try Launcher.run(ranks: ranks, ["train", path] + extra)
             #expect(launch.exitCode == 0, "\(name): \(launch.stderr)")
+            // A bucketed run says so (the model has three layers with parameters).
+            #expect(launch.stdout.contains("exchange in 3 buckets") == extra.contains("exchange.bucket_mb=0.0001"), "\(launch.stdout)")
             return (try Scratch.losses(out), try Scratch.checkpointTensors(Scratch.checkpoint(out, step: 30)))
+        }
+
+        /// The bucketed exchange through conv layers (whose backward also lets the requests
+        /// progress, once per sample): 100-byte buckets give each parameterised layer its own
+        /// bucket, and 2 ranks end bitwise where one allreduce per step leaves them.
+        @Test func bucketsThroughConvLayersAreBitwiseOnTwoRanks() throws {
+            let dir = try Scratch.folder("conv-buckets")
+            try Self.images(at: dir + "/images.h5")
+            let one = try Self.train(dir, "single", ranks: 2)
+            let many = try Self.train(dir, "buckets", ranks: 2, extra: ["--set", "exchange.bucket_mb=0.0001"])
+            #expect(!one.0.isEmpty && one.0.map(\.1) == many.0.map(\.1), "losses differ")
+            #expect(Set(one.1.keys) == Set(many.1.keys) && !one.1.isEmpty)
+            for (path, values) in one.1 {
+                #expect(bitPatterns(values) == bitPatterns(many.1[path] ?? []), "\(path) differs")
+            }
         }
 
         @Test func oneRankAndThreeRanksAgree() throws {

@@ -113,7 +113,7 @@ public enum TrainingRun {
 
         let total = job.totalSteps(trainSamples: train.count)
         let stopAt = min(total, options.stopAfter ?? total)
-        say("lockstep: \(job.run.name) on \(comm.size) rank(s): \(network.parameterCount) parameters, global batch \(job.batch.global) (\(trainer.localBatch) per rank\(trainer.microBatch < trainer.localBatch ? " in micro-batches of \(trainer.microBatch)" : "")), \(job.gsnr == nil ? "" : "VR-")\(job.optimizer.name.rawValue)\(job.gsnr.map { " (GSNR over \($0.groupsPerRank * comm.size) gradient groups)" } ?? ""), \(trainer.stepsPerEpoch) steps/epoch, \(total) steps, lr \(schedule.scaledLR(batch: job.batch.global))")
+        say("lockstep: \(job.run.name) on \(comm.size) rank(s): \(network.parameterCount) parameters, global batch \(job.batch.global) (\(trainer.localBatch) per rank\(trainer.microBatch < trainer.localBatch ? " in micro-batches of \(trainer.microBatch)" : "")), \(job.gsnr == nil ? "" : "VR-")\(job.optimizer.name.rawValue)\(job.gsnr.map { " (GSNR over \($0.groupsPerRank * comm.size) gradient groups)" } ?? ""), \(trainer.stepsPerEpoch) steps/epoch, \(total) steps, lr \(schedule.scaledLR(batch: job.batch.global))\(trainer.overlapsExchange ? ", exchange in \(trainer.bucketCount) buckets overlapped with backward" : "")")
         if !job.batch.schedule.isConstant {
             // One entry per run of equal batches: "epochs 0–39: 8, epochs 40–79: 32, ...".
             var runs: [(first: Int, last: Int, batch: Int)] = []
