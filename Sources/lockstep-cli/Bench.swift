@@ -29,6 +29,12 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("bucket-mb"), help: "Bucket size for the overlap measurement when the job sets no exchange.bucket_mb.")
     var bucketMB = 0.05
 
+    func validate() throws {
+        guard steps >= 2 else { throw ValidationError("--steps must be at least 2 (the second half is timed)") }
+        guard passes >= 0 else { throw ValidationError("--passes must be 0 (no overlap measurement) or more") }
+        guard bucketMB > 0 && bucketMB <= 1e6 else { throw ValidationError("--bucket-mb must be above 0 and at most 1e6") }
+    }
+
     func run() throws {
         let comm = Communicator.world
         let say: (String) -> Void = { if comm.isRoot { Console.info($0) } }

@@ -115,6 +115,7 @@ extension MultiRank {
             Case(name: "negative rate", mentions: ["optimizer.lr", "at least 0"], setup: job("optimizer.lr=-1")),
             Case(name: "NaN rate", mentions: ["optimizer.lr", "finite"], setup: job("optimizer.lr=nan")),
             Case(name: "momentum of 1.5", mentions: ["optimizer.momentum", "at most"], setup: job("optimizer.momentum=1.5")),
+            Case(name: "bucket size past any model", mentions: ["exchange.bucket_mb", "at most"], setup: job("exchange.bucket_mb=1e20")),
             Case(name: "unknown optimizer", mentions: ["optimizer.name", "rmsprop"], setup: job("optimizer.name=\"rmsprop\"")),
             Case(name: "key of another optimizer", mentions: ["optimizer.beta2", "adam"], setup: job("optimizer.beta2=0.99")),
             Case(name: "zero units", mentions: ["model.layers.0.units", "at least 1"], setup: job("model.layers=[{units=0},{units=4}]")),

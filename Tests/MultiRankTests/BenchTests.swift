@@ -27,5 +27,21 @@ extension MultiRank {
             // Only the bench speaks: the training run's own progress lines are silenced.
             #expect(!launch.stdout.contains("eval step"))
         }
+
+        /// L-BFGS (and the full batch) have no bucketed exchange: the bench measures the rest and
+        /// says the overlap was not measured, instead of failing.
+        @Test func benchOfAnLBFGSJobSkipsTheOverlap() throws {
+            let dir = try Scratch.folder("bench-lbfgs")
+            try Scratch.dataset(at: dir + "/data.h5")
+            try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/unused", optimizer: "name = \"lbfgs\"")
+            for extra in [[], ["--set", "batch.global=\"full\""]] {
+                let launch = try Launcher.run(ranks: 2, ["bench", "--job", "\(dir)/job.toml", "--steps", "4", "--passes", "5"] + extra, timeout: 60)
+                #expect(launch.exitCode == 0, "\(extra): \(launch.stderr)")
+                #expect(launch.stdout.contains("overlap: not measured"), "\(extra): \(launch.stdout)")
+                #expect(launch.stdout.contains(" ms/step"), "\(extra): \(launch.stdout)")
+            }
+            let bad = try Launcher.run(ranks: 2, ["bench", "--job", "\(dir)/job.toml", "--bucket-mb", "-1"], timeout: 60)
+            #expect(bad.exitCode == 2 && bad.lockstepErrors.count == 1, "\(bad.stderr)")
+        }
     }
 }

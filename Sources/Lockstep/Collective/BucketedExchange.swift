@@ -96,7 +96,6 @@ final class BucketedExchange {
         self.foldFirst = foldFirst
         started = 0
         bucketsStarted = 0
-        comm.marks.enterCollective()
     }
 
     /// Called by the network after layer `index`'s backward.
@@ -142,6 +141,9 @@ final class BucketedExchange {
     /// Waits for every bucket (after backward). Counts as the step's one collective call.
     func finish() {
         precondition(armed && bucketsStarted == ranges.count, "every bucket must have been started by backward")
+        // Only the wait counts as being in a collective for the stall watchdog: a rank stuck in
+        // backward must still name itself (starting and testing requests never blocks).
+        comm.marks.enterCollective()
         if comm.size > 1 && started > 0 { check(MPI_Waitall(Int32(started), requests, nil), "MPI_Waitall") }
         armed = false
         comm.countCollective()

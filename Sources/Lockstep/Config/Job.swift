@@ -204,7 +204,7 @@ public struct Job: Equatable, Sendable {
         try g.finish()
 
         let e = try root.section("exchange")
-        bucketMegabytes = try e.double("bucket_mb", default: 0, min: 0)
+        bucketMegabytes = try e.double("bucket_mb", default: 0, min: 0, max: 1e6)
         if bucketMegabytes > 0 {
             // L-BFGS allreduces each evaluation into its own buffer, and a full batch is chunked
             // over many passes: neither has one last backward to overlap with.

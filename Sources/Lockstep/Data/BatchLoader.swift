@@ -65,11 +65,12 @@ public final class BatchLoader: @unchecked Sendable {
         sem_init(done, 0, 0)
         // A plain pthread (no Foundation in the library). It holds the loader until `shutdown`.
         let context = Unmanaged.passRetained(self).toOpaque()
-        pthread_create(&thread, nil, { context in
+        let created = pthread_create(&thread, nil, { context in
             let loader = Unmanaged<BatchLoader>.fromOpaque(context!).takeRetainedValue()
             loader.serve()
             return nil
         }, context)
+        precondition(created == 0, "BatchLoader: pthread_create failed (\(created))")
     }
 
     deinit {
@@ -123,15 +124,21 @@ public final class BatchLoader: @unchecked Sendable {
 
     private func finishPending() {
         guard pending != nil else { return }
-        sem_wait(done)
+        Self.wait(done)
         pending = nil
+    }
+
+    /// sem_wait, again when a signal handler interrupted it: returning early would hand over a
+    /// buffer still being written. (SIGUSR1/SIGTERM use SA_RESTART today; this does not rely on it.)
+    private static func wait(_ semaphore: UnsafeMutablePointer<sem_t>) {
+        while sem_wait(semaphore) != 0 && errno == EINTR {}
     }
 
     private func slot(_ i: Int) -> LoadedBatch { LoadedBatch(x: inputs[i].pointer, y: labels[i]) }
 
     private func serve() {
         while true {
-            sem_wait(work)
+            Self.wait(work)
             if stopping { return }
             gather(job.key, into: job.slot)
             sem_post(done)

@@ -86,8 +86,10 @@ public enum TrainingRun {
         let baseOptimizer = job.optimizer.make(for: network, seed: job.run.seed,
                                                stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: job.batch.global))
         let schedule = job.learningRateSchedule(trainSamples: train.count)
-        // The bench's overlap probe needs buckets even when the job's steps do not use them.
-        let probing = options.overlapProbePasses != nil && job.bucketMegabytes == 0
+        // The bench's overlap probe needs buckets even when the job's steps do not use them (and
+        // is skipped where there are none: L-BFGS, the full batch).
+        let overlapApplies = job.optimizer.name != .lbfgs && !job.batch.full
+        let probing = options.overlapProbePasses != nil && job.bucketMegabytes == 0 && overlapApplies
         let trainer = Trainer(comm: comm, network: network, optimizer: baseOptimizer, train: train,
                               schedule: schedule, seed: job.run.seed, batchSchedule: job.batch.schedule,
                               largestBatch: job.largestBatch(trainSamples: train.count), microBatch: job.batch.micro,
