@@ -114,7 +114,7 @@ final class BucketedExchange {
     func progress() {
         guard armed, comm.size > 1, started > 0 else { return }
         var done: Int32 = 0
-        check(MPI_Testall(Int32(started), requests, &done, nil), "MPI_Testall")
+        comm.check(MPI_Testall(Int32(started), requests, &done, nil), "MPI_Testall")
     }
 
     private func start(_ bucket: Int) {
@@ -133,7 +133,7 @@ final class BucketedExchange {
 
     private func reduce(_ offset: Int, _ count: Int) {
         guard comm.size > 1, count > 0 else { return }
-        check(MPI_Iallreduce(lockstep_in_place(), exchange + offset, Int32(count), lockstep_type_float(),
+        comm.check(MPI_Iallreduce(lockstep_in_place(), exchange + offset, Int32(count), lockstep_type_float(),
                              lockstep_op_sum(), comm.comm, requests + started), "MPI_Iallreduce")
         started += 1
     }
@@ -144,14 +144,9 @@ final class BucketedExchange {
         // Only the wait counts as being in a collective for the stall watchdog: a rank stuck in
         // backward must still name itself (starting and testing requests never blocks).
         comm.marks.enterCollective()
-        if comm.size > 1 && started > 0 { check(MPI_Waitall(Int32(started), requests, nil), "MPI_Waitall") }
+        if comm.size > 1 && started > 0 { comm.check(MPI_Waitall(Int32(started), requests, nil), "MPI_Waitall") }
         armed = false
         comm.countCollective()
         comm.marks.leaveCollective()
-    }
-
-    private func check(_ code: Int32, _ what: String) {
-        // MPI's default error handler aborts the job itself; this is the belt to its braces.
-        if code != 0 { comm.abort("\(what) failed with MPI error \(code)") }
     }
 }

@@ -159,7 +159,8 @@ public final class Communicator: @unchecked Sendable {
         return line.trimmingCharacters()
     }
 
-    private func check(_ code: Int32, _ what: String) {
+    /// Aborts the job when an MPI call returned an error (also for the bucketed exchange's calls).
+    func check(_ code: Int32, _ what: String) {
         // MPI's default error handler aborts the job itself; this is the belt to its braces.
         if code != 0 { abort("\(what) failed with MPI error \(code)") }
     }

@@ -238,8 +238,7 @@ public final class Trainer {
             // Started during backward; the slots were filled before it.
             buckets.finish()
         } else {
-            exchange.pointer[lossSlot] = Float(localLoss)
-            exchange.pointer[stopSlot] = stopRequested() ? 1 : 0
+            fillSlots(localLoss: localLoss)
             comm.allreduce(exchange.buffer)
         }
         waits.exchange += Double(Clock.nanoseconds() - waitStart) * 1e-9
@@ -287,8 +286,7 @@ public final class Trainer {
                 localLoss += forwardLoss(x: x, y: batch.y + row, rows: microBatch, scale: 1 / Float(globalBatch))
                 if let buckets, overlapsExchange, group == groupsPerRank - 1 && micro == microPerGroup - 1 {
                     // The step's last backward: the slots are final, buckets start as layers finish.
-                    exchange.pointer[lossSlot] = Float(localLoss)
-                    exchange.pointer[stopSlot] = stopRequested() ? 1 : 0
+                    fillSlots(localLoss: localLoss)
                     buckets.arm(foldFirst: group == 0)
                 }
                 // The first pass writes the gradients, later ones add to them: no zeroing pass needed.
@@ -301,6 +299,12 @@ public final class Trainer {
             }
         }
         return localLoss
+    }
+
+    /// Writes what travels with a first-order gradient: this rank's loss sum and its stop vote.
+    private func fillSlots(localLoss: Double) {
+        exchange.pointer[lossSlot] = Float(localLoss)
+        exchange.pointer[stopSlot] = stopRequested() ? 1 : 0
     }
 
     /// Asks the loader for the rows of the step after the current one, which may be in the next
