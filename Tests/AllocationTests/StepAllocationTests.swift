@@ -56,8 +56,8 @@ import Testing
         network.initialize(seed: 1)
         let optimizer = job.optimizer.make(for: network, seed: 1, stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: job.batch.global))
         return Trainer(comm: Communicator.world, network: network, optimizer: optimizer, train: train,
-                       schedule: job.learningRateSchedule(trainSamples: train.count), seed: 1, batchSchedule: job.batch.schedule,
-                       largestBatch: job.largestBatch(trainSamples: train.count), microBatch: job.batch.micro,
+                       schedule: try job.learningRateSchedule(trainSamples: train.count), seed: 1, batchSchedule: job.batch.schedule,
+                       largestBatch: try job.largestBatch(trainSamples: train.count), microBatch: job.batch.micro,
                        fullBatch: job.batch.full, gsnr: job.gsnr, gsnrMomentum: job.gsnrMomentum,
                        bucketMegabytes: job.bucketMegabytes)
     }

@@ -23,14 +23,66 @@ struct BatchScheduleTests {
         #expect((0..<10).map { affine.batch(epoch: $0) } == [10, 10, 16, 16, 28, 28, 40, 40, 40, 40])
     }
 
-    @Test func planDropsEachEpochsTailAndCoversTheRun() {
+    @Test func planDropsEachEpochsTailAndCoversTheRun() throws {
         var s = BatchSchedule(base: 100)
         s.growth = 2
-        let plan = s.plan(samples: 1050, epochs: 3, totalSteps: nil)
-        #expect(plan.map(\.batch) == [100, 200, 400])
-        #expect(plan.map(\.steps) == [10, 5, 2])
+        let plan = try BatchPlan(s, samples: 1050, epochs: 3, totalSteps: nil)
+        #expect(plan.segments.map(\.batch) == [100, 200, 400])
+        #expect(plan.segments.map(\.stepsPerEpoch) == [10, 5, 2])
+        #expect(plan.steps == 17)
         // With a step budget the plan runs until the budget is covered.
-        #expect(s.plan(samples: 1050, epochs: 1, totalSteps: 16).map(\.epoch) == [0, 1, 2])
+        #expect(try BatchPlan(s, samples: 1050, epochs: 1, totalSteps: 16).segments.map(\.firstEpoch) == [0, 1, 2])
+    }
+
+    /// The position the trainer reaches after `step` steps, by walking it step by step.
+    static func walk(_ s: BatchSchedule, samples: Int, steps: Int) -> TrainingPosition {
+        var p = TrainingPosition()
+        var stepsPerEpoch = samples / s.batch(epoch: 0)
+        for _ in 0..<steps {
+            if p.epochStep == stepsPerEpoch {
+                p.epoch += 1
+                p.epochStep = 0
+                stepsPerEpoch = samples / s.batch(epoch: p.epoch)
+            }
+            p.step += 1
+            p.epochStep += 1
+            p.samplesSeen += s.batch(epoch: p.epoch)
+        }
+        return p
+    }
+
+    @Test func positionAfterAnyStepMatchesTheTrainersWalk() throws {
+        var s = BatchSchedule(base: 8)
+        s.growth = 2
+        s.everyEpochs = 3
+        s.offset = 1
+        s.maxBatch = 70
+        let plan = try BatchPlan(s, samples: 300, epochs: 20, totalSteps: nil)
+        for step in 0...plan.steps {
+            #expect(plan.position(afterSteps: step) == Self.walk(s, samples: 300, steps: step), "step \(step)")
+        }
+        #expect(plan.position(afterSteps: plan.steps + 1) == nil)
+        #expect(plan.position(afterSteps: -1) == nil)
+    }
+
+    @Test func planSizeDoesNotGrowWithTheRun() throws {
+        // 10^15 epochs, or 10^18 steps: a handful of segments, computed at once.
+        let constant = try BatchPlan(BatchSchedule(base: 10), samples: 1000, epochs: 1_000_000_000_000_000, totalSteps: nil)
+        #expect(constant.segments.count == 1 && constant.steps == 100 * 1_000_000_000_000_000)
+        var growing = BatchSchedule(base: 10)
+        growing.growth = 2
+        growing.maxBatch = 640
+        let long = try BatchPlan(growing, samples: 1000, epochs: 1, totalSteps: 1_000_000_000_000_000_000)
+        #expect(long.segments.map(\.batch) == [10, 20, 40, 80, 160, 320, 640])
+        #expect(long.steps >= 1_000_000_000_000_000_000)
+        #expect(long.position(afterSteps: 1_000_000_000_000_000)?.samplesSeen ?? 0 > 640 * 999_999_999_999_000)
+        // More steps than an Int holds is a usage error naming the key, not a trap.
+        do {
+            _ = try BatchPlan(BatchSchedule(base: 1), samples: 1000, epochs: Int.max, totalSteps: nil)
+            Issue.record("an overflowing run length was accepted")
+        } catch let e as LockstepError {
+            #expect(e.message.contains("run.epochs"))
+        }
     }
 
     static let job = """
@@ -55,10 +107,10 @@ struct BatchScheduleTests {
     @Test func jobTotalsAndWarmupFollowTheSchedule() throws {
         let job = try Job.parse(Self.job, source: "j.toml")
         #expect(job.batch.schedule.batch(epoch: 2) == 48)
-        #expect(job.totalSteps(trainSamples: 600) == 50 + 25 + 12)
-        #expect(job.largestBatch(trainSamples: 600) == 48)
+        #expect(try job.totalSteps(trainSamples: 600) == 50 + 25 + 12)
+        #expect(try job.largestBatch(trainSamples: 600) == 48)
         // Warmup over 2 epochs = the steps of epochs 0 and 1 at their own batches.
-        #expect(job.learningRateSchedule(trainSamples: 600).warmupSteps == 75)
+        #expect(try job.learningRateSchedule(trainSamples: 600).warmupSteps == 75)
         #expect(try Job.parse(job.resolvedTOML, source: "x.toml") == job)
     }
 

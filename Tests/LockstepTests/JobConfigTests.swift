@@ -115,13 +115,13 @@ import Lockstep
         #expect(job.schedule.scaling == .sqrt && job.schedule.baseBatch == 128 && job.schedule.warmupEpochs == 2)
         #expect(job.schedule.decay == .cosine && job.schedule.minLR == 1e-5)
         // Derived: run.steps wins over epochs; warmup epochs become steps of floor(N / B).
-        #expect(job.totalSteps(trainSamples: 10_000) == 300)
-        let lr = job.learningRateSchedule(trainSamples: 10_000)
+        #expect(try job.totalSteps(trainSamples: 10_000) == 300)
+        let lr = try job.learningRateSchedule(trainSamples: 10_000)
         #expect(lr.warmupSteps == 2 * (10_000 / 512))
         #expect(lr.totalSteps == 300 && lr.baseLR == 0.05 && lr.baseBatch == 128)
         #expect(lr.scaling == .sqrt && lr.decay == .cosine && lr.minLR == 1e-5)
         let byEpochs = try Self.parse(Self.with("run", "epochs = 3"))
-        #expect(byEpochs.totalSteps(trainSamples: 1000) == 3 * 7)
+        #expect(try byEpochs.totalSteps(trainSamples: 1000) == 3 * 7)
     }
 
     @Test func misspelledKeySuggestsTheRightOne() {

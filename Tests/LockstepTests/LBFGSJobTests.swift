@@ -32,7 +32,7 @@ struct LBFGSJobTests {
         #expect(try Job.parse(job.resolvedTOML, source: "x.toml") == job)
         job.resolve(trainSamples: 601)
         #expect(job.batch.global == 601 && job.schedule.baseBatch == 601)
-        #expect(job.batchPlan(trainSamples: 601).map(\.steps) == [1])
+        #expect(try job.plan(trainSamples: 601).segments.map(\.stepsPerEpoch) == [1])
         // Any rank count up to the sample count: the slices need not be equal.
         try job.validate(worldSize: 7, trainSamples: 601)
         expectUsage(["\"full\"", "at most 601 ranks"]) { try job.validate(worldSize: 602, trainSamples: 601) }

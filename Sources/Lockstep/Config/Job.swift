@@ -241,8 +241,10 @@ public struct Job: Equatable, Sendable {
             }
             return
         }
-        for b in Set([batch.global] + batchPlan(trainSamples: trainSamples).map(\.batch)).sorted() {
-            let which = b == batch.global ? "batch.global = \(b)" : "the batch schedule's batch \(b) (epoch \(firstEpoch(of: b, trainSamples)))"
+        let segments = try plan(trainSamples: trainSamples).segments
+        for b in Set([batch.global] + segments.map(\.batch)).sorted() {
+            let first = segments.first { $0.batch == b }?.firstEpoch ?? 0
+            let which = b == batch.global ? "batch.global = \(b)" : "the batch schedule's batch \(b) (epoch \(first))"
             guard b % worldSize == 0 else {
                 let lower = b / worldSize * worldSize
                 throw LockstepError.usage("\(which) is not divisible by the \(worldSize) ranks: use a multiple of \(worldSize) (e.g. \(max(lower, worldSize)) or \(lower + worldSize)) or another rank count")
@@ -269,32 +271,34 @@ public struct Job: Equatable, Sendable {
         }
     }
 
-    /// (epoch, batch, steps) of every epoch the run touches.
-    public func batchPlan(trainSamples: Int) -> [(epoch: Int, batch: Int, steps: Int)] {
-        batch.schedule.plan(samples: trainSamples, epochs: run.epochs, totalSteps: run.steps)
-    }
-
-    private func firstEpoch(of b: Int, _ trainSamples: Int) -> Int {
-        batchPlan(trainSamples: trainSamples).first { $0.batch == b }?.epoch ?? 0
+    /// The batch and steps of every epoch the run touches, as runs of equal batches.
+    public func plan(trainSamples: Int) throws -> BatchPlan {
+        try BatchPlan(batch.schedule, samples: trainSamples, epochs: run.epochs, totalSteps: run.steps)
     }
 
     /// The largest global batch of the run (buffers are sized for it).
-    public func largestBatch(trainSamples: Int) -> Int {
-        batchPlan(trainSamples: trainSamples).map(\.batch).max() ?? batch.global
+    public func largestBatch(trainSamples: Int) throws -> Int {
+        max(try plan(trainSamples: trainSamples).largestBatch, batch.global)
     }
 
     /// Steps in the whole run: `run.steps`, or `run.epochs` full epochs at each epoch's batch.
-    public func totalSteps(trainSamples: Int) -> Int {
-        run.steps ?? batchPlan(trainSamples: trainSamples).reduce(0) { $0 + $1.steps }
+    public func totalSteps(trainSamples: Int) throws -> Int {
+        if let steps = run.steps { return steps }
+        return try plan(trainSamples: trainSamples).steps
     }
 
     /// The learning-rate schedule, with warmup epochs converted to steps.
-    public func learningRateSchedule(trainSamples: Int) -> LearningRateSchedule {
-        var lr = LearningRateSchedule(baseLR: optimizer.lr, baseBatch: schedule.baseBatch, totalSteps: totalSteps(trainSamples: trainSamples))
-        let plan = batch.schedule.plan(samples: trainSamples, epochs: max(run.epochs, schedule.warmupEpochs), totalSteps: nil)
+    public func learningRateSchedule(trainSamples: Int) throws -> LearningRateSchedule {
+        var lr = LearningRateSchedule(baseLR: optimizer.lr, baseBatch: schedule.baseBatch, totalSteps: try totalSteps(trainSamples: trainSamples))
         lr.scaling = schedule.scaling
         lr.warmup = schedule.warmup
-        lr.warmupSteps = schedule.warmupSteps + plan.prefix(schedule.warmupEpochs).reduce(0) { $0 + $1.steps }
+        let warmupPlan = schedule.warmupEpochs == 0 ? nil
+            : try BatchPlan(batch.schedule, samples: trainSamples, epochs: schedule.warmupEpochs, totalSteps: nil)
+        let (warmupSteps, overflow) = schedule.warmupSteps.addingReportingOverflow(warmupPlan?.steps ?? 0)
+        guard !overflow else {
+            throw LockstepError.usage("schedule.warmup_steps = \(schedule.warmupSteps) is too large: use at most the run's length")
+        }
+        lr.warmupSteps = warmupSteps
         lr.decay = schedule.decay
         lr.decayEpochs = schedule.decayEpochs
         lr.decayFactor = schedule.decayFactor

@@ -34,22 +34,4 @@ public struct BatchSchedule: Equatable, Sendable {
         if let cap = maxBatch { b = min(b, cap) }
         return b
     }
-
-    /// (epoch, batch, steps) for every epoch the run touches, until `totalSteps` steps (or
-    /// `epochs` epochs when `totalSteps` is nil) are covered. The tail of each epoch is dropped.
-    public func plan(samples: Int, epochs: Int, totalSteps: Int?) -> [(epoch: Int, batch: Int, steps: Int)] {
-        var plan: [(epoch: Int, batch: Int, steps: Int)] = []
-        var covered = 0
-        var epoch = 0
-        while totalSteps.map({ covered < $0 }) ?? (epoch < epochs) {
-            let b = batch(epoch: epoch)
-            let steps = samples / b
-            plan.append((epoch, b, steps))
-            // A batch larger than the data set takes no step; Job.validate reports it.
-            guard steps > 0 else { break }
-            covered += steps
-            epoch += 1
-        }
-        return plan
-    }
 }

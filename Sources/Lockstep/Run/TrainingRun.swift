@@ -85,14 +85,14 @@ public enum TrainingRun {
         network.initialize(seed: job.run.seed)
         let baseOptimizer = job.optimizer.make(for: network, seed: job.run.seed,
                                                stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: job.batch.global))
-        let schedule = job.learningRateSchedule(trainSamples: train.count)
+        let schedule = try job.learningRateSchedule(trainSamples: train.count)
         // The bench's overlap probe needs buckets even when the job's steps do not use them (and
         // is skipped where there are none: L-BFGS, the full batch).
         let overlapApplies = job.optimizer.name != .lbfgs && !job.batch.full
         let probing = options.overlapProbePasses != nil && job.bucketMegabytes == 0 && overlapApplies
         let trainer = Trainer(comm: comm, network: network, optimizer: baseOptimizer, train: train,
                               schedule: schedule, seed: job.run.seed, batchSchedule: job.batch.schedule,
-                              largestBatch: job.largestBatch(trainSamples: train.count), microBatch: job.batch.micro,
+                              largestBatch: try job.largestBatch(trainSamples: train.count), microBatch: job.batch.micro,
                               fullBatch: job.batch.full, gsnr: job.gsnr, gsnrMomentum: job.gsnrMomentum,
                               bucketMegabytes: probing ? options.probeBucketMB : job.bucketMegabytes, overlap: !probing)
         trainer.nonfinite = job.run.nonfinite
@@ -113,16 +113,13 @@ public enum TrainingRun {
             return try MetricsLog(path: job.run.out + "/metrics.jsonl", isRoot: comm.isRoot, resumeFromStep: resumedFrom?.step)
         }
 
-        let total = job.totalSteps(trainSamples: train.count)
+        let total = try job.totalSteps(trainSamples: train.count)
         let stopAt = min(total, options.stopAfter ?? total)
         say("lockstep: \(job.run.name) on \(comm.size) rank(s): \(network.parameterCount) parameters, global batch \(job.batch.global) (\(trainer.localBatch) per rank\(trainer.microBatch < trainer.localBatch ? " in micro-batches of \(trainer.microBatch)" : "")), \(job.gsnr == nil ? "" : "VR-")\(job.optimizer.name.rawValue)\(job.gsnr.map { " (GSNR over \($0.groupsPerRank * comm.size) gradient groups)" } ?? ""), \(trainer.stepsPerEpoch) steps/epoch, \(total) steps, lr \(schedule.scaledLR(batch: job.batch.global))\(trainer.overlapsExchange ? ", exchange in \(trainer.bucketCount) buckets overlapped with backward" : "")")
         if !job.batch.schedule.isConstant {
             // One entry per run of equal batches: "epochs 0–39: 8, epochs 40–79: 32, ...".
-            var runs: [(first: Int, last: Int, batch: Int)] = []
-            for e in job.batchPlan(trainSamples: train.count) {
-                if let last = runs.last, last.batch == e.batch { runs[runs.count - 1].last = e.epoch } else { runs.append((e.epoch, e.epoch, e.batch)) }
-            }
-            say("batch schedule: " + runs.map { ($0.first == $0.last ? "epoch \($0.first)" : "epochs \($0.first)–\($0.last)") + ": \($0.batch)" }.joined(separator: ", "))
+            let segments = try job.plan(trainSamples: train.count).segments
+            say("batch schedule: " + segments.map { ($0.epochs == 1 ? "epoch \($0.firstEpoch)" : "epochs \($0.firstEpoch)–\($0.lastEpoch)") + ": \($0.batch)" }.joined(separator: ", "))
         }
         if let from = resumedFrom { say("resumed at step \(from.step) (epoch \(from.epoch))") }
 
