@@ -110,6 +110,12 @@ public struct Job: Equatable, Sendable {
             fullGradNormEvery: try r.int("full_grad_norm_every", default: 0, min: 0),
             nonfinite: try r.choice("nonfinite", default: NonFinitePolicy.abort),
             stallTimeout: try r.double("stall_timeout", default: 900, min: 0))
+        if run.out.isEmpty {
+            throw LockstepError.usage("run.out is empty: set it to the run directory, e.g. run.out = \"runs/\(name)\" (the default)")
+        }
+        if run.out.hasPrefix("/") && run.out.split(separator: "/").allSatisfy({ $0 == "." }) {
+            throw LockstepError.usage("run.out = \"\(run.out)\" is the root folder: choose a run directory such as runs/\(name)")
+        }
         try r.finish()
 
         let d = try root.section("data")

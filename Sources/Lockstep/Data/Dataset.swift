@@ -50,6 +50,14 @@ public final class Dataset {
         }
         count = xInfo.shape[0]
         sampleShape = Array(xInfo.shape.dropFirst())
+        guard !sampleShape.contains(0) else {
+            throw LockstepError.usage("\(where_) has shape \(xInfo.shape): its samples have no features; each sample needs at least one value")
+        }
+        // The declared shape sizes the read: check it before anything is allocated.
+        let elementSize = xInfo.kind == .unsignedInteger && xInfo.size == 1 ? 1 : MemoryLayout<Float>.size
+        try MemoryBudget.require(count: MemoryBudget.product(xInfo.shape), elementSize: elementSize,
+                                 for: "\(where_) (shape \(xInfo.shape) as \(elementSize == 1 ? "uint8" : "float32"))",
+                                 fix: "every rank holds the whole split in memory; use a smaller file or fewer samples")
         width = sampleShape.reduce(1, *)
 
         if xInfo.kind == .unsignedInteger && xInfo.size == 1 {

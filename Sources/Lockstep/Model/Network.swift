@@ -46,8 +46,17 @@ public final class Network {
             defer { counts[kind, default: 0] += 1 }
             return "\(kind)\(counts[kind, default: 0])"
         }
+        // Sizes come from the job: count them with checked arithmetic before any layer allocates.
+        var parameterTotal = 0
+        var largest = (index: 0, count: 0)
         for (index, spec) in specs.enumerated() {
             let previous = index == 0 ? "the dataset's sample" : "the output of model.layers.\(index - 1)"
+            let count = try Self.parameterCount(of: spec, input: shape, index: index, after: previous)
+            guard !parameterTotal.addingReportingOverflow(count).overflow else {
+                throw LockstepError.usage("model.layers: more parameters than this machine can address: use fewer units or channels")
+            }
+            parameterTotal += count
+            if count > largest.count { largest = (index, count) }
             let initialization: Dense.Initialization = spec.activation == .relu ? .he : .glorot
             let layer: any Layer
             switch spec.type {
@@ -82,6 +91,10 @@ public final class Network {
                 shapes.append(shape)
             }
         }
+        // Parameters and gradients (the optimizer's state comes on top).
+        try MemoryBudget.require(count: MemoryBudget.product([parameterTotal, 2]), elementSize: MemoryLayout<Float>.size,
+                                 for: "the model's \(parameterTotal) parameters (model.layers.\(largest.index) has \(largest.count))",
+                                 fix: "use fewer units or channels in model.layers.\(largest.index)")
         let width = shape.reduce(1, *)
         self.layers = layers
         self.inputShape = inputShape
@@ -108,6 +121,25 @@ public final class Network {
         }
     }
 
+    /// The trainable parameters `spec` will have on `input`, with checked arithmetic; a size no
+    /// Int holds is a usage error naming the layer. Shapes that do not fit are the layers' to report.
+    private static func parameterCount(of spec: LayerSpec, input shape: [Int], index: Int, after previous: String) throws -> Int {
+        let tooLarge = LockstepError.usage("model.layers.\(index): \(spec.type) on \(previous) (shape \(shape)) has more parameters than this machine can address: use fewer units or channels")
+        switch spec.type {
+        case "dense":
+            guard let inputs = MemoryBudget.product(shape), let weights = MemoryBudget.product([inputs, spec.units]),
+                  !weights.addingReportingOverflow(spec.units).overflow else { throw tooLarge }
+            return weights + spec.units
+        case "conv2d":
+            let inputChannels = shape.count == 3 ? shape[0] : 1
+            guard let weights = MemoryBudget.product([spec.channels, inputChannels, spec.kernel, spec.kernel]),
+                  !weights.addingReportingOverflow(spec.channels).overflow else { throw tooLarge }
+            return weights + spec.channels
+        default:
+            return 0
+        }
+    }
+
     /// A network of dense layers over flat samples of `inputWidth` floats (which cannot fail).
     public convenience init(inputWidth: Int, layers specs: [LayerSpec], extraGradientSlots: Int = 0) {
         precondition(!specs.contains(where: \.isSpatial), "conv and pool layers need an image shape: use init(inputShape:)")
@@ -121,6 +153,19 @@ public final class Network {
             var rng = Xoshiro256(seed: seed, stream: 0x1417_0000 + UInt64(index))
             layer.initialize(&rng)
         }
+    }
+
+    /// Floats `reserve(batch:)` allocates per row (activations and the two scratch rows), or nil
+    /// if that overflows: what a run checks against the node's memory before reserving.
+    public var activationFloatsPerSample: Int? {
+        let widest = max(inputWidth, layers.map(\.outputWidth).max() ?? 0)
+        var total = 0
+        for w in layers.map(\.outputWidth) + [widest, widest] {
+            let (sum, overflow) = total.addingReportingOverflow(w)
+            if overflow { return nil }
+            total = sum
+        }
+        return total
     }
 
     /// Sizes activation buffers (and the layers' own work buffers) for batches of up to `batch` rows. Call once, before the loop.

@@ -65,6 +65,11 @@ public enum TrainingRun {
             // votes, and for L-BFGS an evaluation tag that catches ranks whose line searches diverged.
             let network = try Network(inputShape: train.sampleShape, layers: job.layers,
                                       extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2)
+            // Activations are sized for the largest pass: a micro-batch, or the rank's whole share.
+            let rows = try job.batch.micro ?? (job.largestBatch(trainSamples: train.count) / comm.size)
+            try MemoryBudget.require(count: network.activationFloatsPerSample.flatMap { MemoryBudget.product([$0, rows]) },
+                                     elementSize: MemoryLayout<Float>.size,
+                                     for: "the activations of \(rows) samples per rank", fix: "use a smaller batch.global, batch.micro, or fewer units")
             let stats = job.data.normalization == .standardize ? train.statistics() : nil
             train.normalize(job.data.normalization, stats: stats)
             test.normalize(job.data.normalization, stats: stats)
@@ -73,13 +78,24 @@ public enum TrainingRun {
 
         // 2. Run directory (rank 0's filesystem is the one that matters).
         let checkpointDir = job.run.out + "/checkpoints"
-        try comm.agree {
-            guard comm.isRoot else { return }
+        // Locked before anything in it is read or written, for as long as this run lives.
+        let runLock = try comm.agree { () -> RunDirectoryLock? in
+            guard comm.isRoot else { return nil }
+            try makeDirectories(job.run.out)
+            if let resolved = realpath(job.run.out, nil) {
+                defer { free(resolved) }
+                guard String(cString: resolved) != "/" else {
+                    throw LockstepError.usage("run.out = \"\(job.run.out)\" is the root folder: a run writes config.toml, metrics.jsonl and checkpoints/ there; choose a run directory such as runs/\(job.run.name)")
+                }
+            }
+            let lock = try RunDirectoryLock(job.run.out)
             try makeDirectories(checkpointDir)
             if !options.resume && !Checkpoint.list(in: checkpointDir).isEmpty {
                 throw LockstepError.usage("\(job.run.out) already has checkpoints: pass --resume to continue that run, or choose another run directory (--set run.out=DIR)")
             }
+            return lock
         }
+        defer { withExtendedLifetime(runLock) {} }
 
         // 3. Model and optimizer, identical on every rank by construction.
         network.initialize(seed: job.run.seed)
