@@ -27,6 +27,8 @@ struct Train: ParsableCommand {
         options.overrides = overrides
         options.resume = resume
         options.stopAfter = stopAfter
+        // Before MPI_Init and the data load: a stop signal during start-up is recorded, not fatal.
+        StopSignal.install()
         let comm = Communicator.world
         do {
             let summary = try TrainingRun.execute(options, comm: comm)

@@ -113,6 +113,42 @@ extension MultiRank {
             try Self.expectResumeMatchesStraightRun(dir, interrupted: "interrupted", ranks: 3)
         }
 
+        /// SIGUSR1 to mpirun while the ranks are still loading data (a job preempted right after
+        /// it started): no rank dies of it; the job ends with exit 75 before training a step, writes
+        /// nothing to lose, and --resume starts from step 0.
+        @Test func usr1DuringStartUpExits75BeforeTheFirstStep() throws {
+            let dir = try Scratch.folder("signal-startup")
+            // ~320 MB of float32 features: reading and checking them takes the ranks a while.
+            let (n, width) = (200_000, 400)
+            do {
+                let file = try HDF5File.create(dir + "/data.h5")
+                try file.write("/train/x", [Float](repeating: 0.25, count: n * width), shape: [n, width])
+                try file.write("/train/y", (0..<n).map { Int64($0 % 4) }, shape: [n])
+                try file.write("/test/x", [Float](repeating: 0.25, count: 10 * width), shape: [10, width])
+                try file.write("/test/y", (0..<10).map { Int64($0 % 4) }, shape: [10])
+                file.close()
+            }
+            try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run", steps: 5)
+            let marker = "\(dir)/job.toml"
+            let sender = Thread {
+                // Both ranks exist and have had time to start (their handler is installed before
+                // MPI_Init); the run directory does not exist until the data has loaded.
+                let deadline = Date().addingTimeInterval(30)
+                while Self.pids("^\(Launcher.binary) train \(marker)$").count < 2 && Date() < deadline { usleep(2_000) }
+                usleep(150_000)
+                for pid in Self.pids("mpirun .* \(marker)$") { kill(pid, SIGUSR1) }
+            }
+            sender.start()
+            let launch = try Launcher.run(ranks: 2, ["train", marker], timeout: 60, deliverSignals: true)
+            while sender.isExecuting { usleep(10_000) }
+            #expect(launch.exitCode == ExitStatus.interrupted, "exit \(launch.exitCode): \(launch.stderr)")
+            #expect(launch.stdout.contains("stopped by SIGUSR1 before step 1 (during start-up)"), "\(launch.stdout)")
+            #expect(Checkpoint.list(in: "\(dir)/run/checkpoints").isEmpty, "nothing was trained, so nothing to checkpoint")
+            let resumed = try Launcher.run(ranks: 2, ["train", marker, "--resume"], timeout: 120)
+            #expect(resumed.exitCode == 0, "\(resumed.stderr)")
+            #expect(resumed.stdout.contains("starting from step 0") && resumed.stdout.contains("done: 5 steps"), "\(resumed.stdout)")
+        }
+
         /// One process without mpirun (a laptop run): SIGTERM, checkpoint, 75, resume.
         @Test func sigtermToASingletonCheckpointsAndExits75() throws {
             let dir = try Scratch.folder("signal-singleton")

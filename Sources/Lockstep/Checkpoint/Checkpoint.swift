@@ -1,7 +1,8 @@
 // HDF5 checkpoints: parameters under /model/<layer>/<param>, optimizer state under
 // /optimizer/<state>/<layer>/<param>, and root attributes for the training position, world
-// size, format version, checksum and the resolved job config. Written to a temporary name,
-// fsynced and renamed, so a reader only ever sees complete files. Loading executes nothing.
+// size, format version, data identity, the resolved job config and a checksum over all of it.
+// Written to a temporary name, closed with every HDF5 call checked, read back and verified,
+// fsynced and only then renamed, so a reader only ever sees complete files. Loading executes nothing.
 
 #if canImport(Glibc)
 import Glibc
@@ -19,22 +20,73 @@ public struct TrainingPosition: Equatable, Sendable {
     public init() {}
 }
 
-public struct CheckpointContents {
+/// What identifies a run's training data: resume refuses another file (docs/checkpoints.md).
+public struct DataIdentity: Equatable, Sendable {
+    public var trainSamples: Int
+    public var testSamples: Int
+    /// `Dataset.fingerprint` of the training split.
+    public var fingerprint: UInt64
+    public init(trainSamples: Int, testSamples: Int, fingerprint: UInt64) {
+        self.trainSamples = trainSamples
+        self.testSamples = testSamples
+        self.fingerprint = fingerprint
+    }
+    public init(train: Dataset, test: Dataset) {
+        self.init(trainSamples: train.count, testSamples: test.count, fingerprint: train.fingerprint)
+    }
+}
+
+/// Every root attribute resume uses, in the order the checksum covers them.
+public struct CheckpointHeader: Equatable, Sendable {
     public var position: TrainingPosition
     public var worldSize: Int
     public var seed: UInt64
+    /// The resolved job the checkpoint was trained with.
     public var config: String
-    public var parameters: [Float]
     /// Updates the optimizer had applied (Adam's t).
     public var optimizerUpdates: Int
+    /// Names of the optimizer state buffers, in the order they are stored.
+    public var optimizerState: [String]
+    public var data: DataIdentity
+
+    public init(position: TrainingPosition, worldSize: Int, seed: UInt64, config: String, optimizerUpdates: Int,
+                optimizerState: [String], data: DataIdentity) {
+        self.position = position
+        self.worldSize = worldSize
+        self.seed = seed
+        self.config = config
+        self.optimizerUpdates = optimizerUpdates
+        self.optimizerState = optimizerState
+        self.data = data
+    }
+
+    /// Adds the header to a checksum after the tensors: a tampered or bit-flipped position is
+    /// as detectable as a flipped weight.
+    func add(to checksum: inout FNV1a64) {
+        let numbers: [Int64] = [Checkpoint.formatVersion, Int64(position.step), Int64(position.epoch), Int64(position.epochStep),
+                                Int64(position.samplesSeen), Int64(worldSize), Int64(bitPattern: seed), Int64(optimizerUpdates),
+                                Int64(data.trainSamples), Int64(data.testSamples), Int64(bitPattern: data.fingerprint)]
+        numbers.map(\.littleEndian).withUnsafeBytes { checksum.add($0) }
+        for text in [config, optimizerState.joined(separator: ",")] {
+            withUnsafeBytes(of: Int64(text.utf8.count).littleEndian) { checksum.add($0) }
+            Array(text.utf8).withUnsafeBytes { checksum.add($0) }
+        }
+    }
+}
+
+public struct CheckpointContents {
+    public var header: CheckpointHeader
+    public var parameters: [Float]
     /// Optimizer state buffers, by name.
     public var state: [String: [Float]]
-    /// `checksum_fnv1a64`, verified against the contents.
+    /// `checksum_fnv1a64`, verified against the contents and the header.
     public var checksum: UInt64
+    public var position: TrainingPosition { header.position }
 }
 
 public enum Checkpoint {
-    public static let formatVersion: Int64 = 1
+    /// 2: the checksum covers the header (position, world size, seed, config, data identity).
+    public static let formatVersion: Int64 = 2
 
     /// `checkpoints/step-00000042.h5`
     public static func fileName(step: Int) -> String {
@@ -42,9 +94,10 @@ public enum Checkpoint {
         return "step-" + String(repeating: "0", count: max(0, 8 - digits.count)) + digits + ".h5"
     }
 
-    /// Writes atomically: `path`.tmp, fsync, rename to `path`, fsync the folder.
-    public static func write(to path: String, network: Network, optimizer: any OptimizerState,
-                             position: TrainingPosition, worldSize: Int, seed: UInt64, config: String) throws {
+    /// Writes atomically: `path`.tmp with every HDF5 call checked, closed, read back and verified
+    /// against the checksum, fsynced, renamed to `path`, folder fsynced. On any failure the
+    /// temporary file is removed and `path` (and every older checkpoint) is left as it was.
+    public static func write(to path: String, network: Network, optimizer: any OptimizerState, header: CheckpointHeader) throws {
         let temporary = path + ".tmp"
         do {
             let file = try HDF5File.create(temporary)
@@ -56,46 +109,69 @@ public enum Checkpoint {
                     try file.write("/optimizer/\(name)/\(view.path)", UnsafeBufferPointer(buffer.slice(view.offset, view.count)), shape: view.spec.shape)
                 }
             }
-            let checksum = contentChecksum(network: network, state: optimizer.stateBuffers)
+            var checksum = tensorChecksum(network: network, state: optimizer.stateBuffers)
+            header.add(to: &checksum)
             try file.setAttribute("format_version", formatVersion)
-            try file.setAttribute("step", Int64(position.step))
-            try file.setAttribute("epoch", Int64(position.epoch))
-            try file.setAttribute("epoch_step", Int64(position.epochStep))
-            try file.setAttribute("samples_seen", Int64(position.samplesSeen))
-            try file.setAttribute("world_size", Int64(worldSize))
-            try file.setAttribute("seed", [seed])
-            try file.setAttribute("optimizer_state", optimizer.stateBuffers.map(\.name).joined(separator: ","))
-            try file.setAttribute("optimizer_updates", Int64(optimizer.updates))
-            try file.setAttribute("config", config)
-            try file.setAttribute("checksum_fnv1a64", [checksum])
+            try file.setAttribute("step", Int64(header.position.step))
+            try file.setAttribute("epoch", Int64(header.position.epoch))
+            try file.setAttribute("epoch_step", Int64(header.position.epochStep))
+            try file.setAttribute("samples_seen", Int64(header.position.samplesSeen))
+            try file.setAttribute("world_size", Int64(header.worldSize))
+            try file.setAttribute("seed", [header.seed])
+            try file.setAttribute("optimizer_state", header.optimizerState.joined(separator: ","))
+            try file.setAttribute("optimizer_updates", Int64(header.optimizerUpdates))
+            try file.setAttribute("config", header.config)
+            try file.setAttribute("train_samples", Int64(header.data.trainSamples))
+            try file.setAttribute("test_samples", Int64(header.data.testSamples))
+            try file.setAttribute("data_fingerprint", [header.data.fingerprint])
+            try file.setAttribute("checksum_fnv1a64", [checksum.value])
             file.close()
             try syncFile(temporary)
+            // What is on disk, not what we meant to write: a short write that HDF5 did not
+            // report would fail here, before anything replaces a good checkpoint.
+            let written = try read(temporary, network: network)
+            guard written.checksum == checksum.value, written.header == header else {
+                throw LockstepError.runtime("\(temporary) does not read back as written: the disk or filesystem holding it is failing")
+            }
             guard rename(temporary, path) == 0 else {
                 throw LockstepError.runtime("cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))")
             }
             try syncFile(folder(of: path))
-        } catch {
+        } catch let error as LockstepError {
             unlink(temporary)
-            throw error
+            throw diskFull(folder(of: path)).map { LockstepError.runtime("cannot write checkpoint \(path): \($0) (\(error.message)); the older checkpoints are kept: free space and continue with --resume") } ?? error
         }
     }
 
+    /// "the filesystem holding X is full (12 KiB free)" when it is, else nil.
+    static func diskFull(_ folder: String) -> String? {
+        var info = statvfs()
+        guard statvfs(folder, &info) == 0 else { return nil }
+        let free = Int(info.f_bavail) * Int(info.f_frsize)
+        // A checkpoint write failed and less than a megabyte is left: that is why.
+        guard free < 1 << 20 else { return nil }
+        return "the filesystem holding \(folder) is full (\(MemoryBudget.describe(free)) free)"
+    }
+
     /// FNV-1a over the parameters and then each state buffer, tensor by tensor in the network's
-    /// order: what `checksum_fnv1a64` holds. Every rank recomputes it after a resume broadcast.
-    public static func contentChecksum(network: Network, state: [(name: String, buffer: FloatBuffer)]) -> UInt64 {
+    /// order: the first part of `checksum_fnv1a64` (the header follows). Every rank recomputes
+    /// it after a resume broadcast.
+    public static func tensorChecksum(network: Network, state: [(name: String, buffer: FloatBuffer)]) -> FNV1a64 {
         var checksum = FNV1a64()
         for buffer in [network.parameters] + state.map(\.buffer) {
             for view in network.views { checksum.add(UnsafeBufferPointer(buffer.slice(view.offset, view.count))) }
         }
-        return checksum.value
+        return checksum
     }
 
-    /// Reads and verifies a checkpoint written for `network`'s architecture.
+    /// Reads and verifies a checkpoint written for `network`'s architecture. The header's values
+    /// are range-checked here only as far as no job is needed; resume checks them against the job.
     public static func read(_ path: String, network: Network) throws -> CheckpointContents {
         let file = try HDF5File.open(path)
         let version = try file.int64Attribute("format_version")
         guard version == formatVersion else {
-            throw LockstepError.usage("\(path) has checkpoint format version \(version); this lockstep reads version \(formatVersion)")
+            let why = version < formatVersion ? " (its position is not covered by its checksum): finish that run with the lockstep that wrote it, or start a new run directory" : ""
+            throw LockstepError.usage("\(path) has checkpoint format version \(version); this lockstep reads version \(formatVersion)\(why)")
         }
         var checksum = FNV1a64()
         var parameters = [Float](repeating: 0, count: network.parameterCount)
@@ -106,6 +182,9 @@ public enum Checkpoint {
         }
         var state: [String: [Float]] = [:]
         let names = try file.stringAttribute("optimizer_state").split(separator: ",").map(String.init)
+        guard Set(names).count == names.count, names.count <= 8 else {
+            throw LockstepError.usage("\(path): attribute optimizer_state lists \(names): the checkpoint is corrupt")
+        }
         for name in names {
             var buffer = [Float](repeating: 0, count: network.parameterCount)
             for view in network.views {
@@ -115,22 +194,37 @@ public enum Checkpoint {
             }
             state[name] = buffer
         }
-        let stored = try file.attribute("checksum_fnv1a64", as: UInt64.self).first
-        guard stored == checksum.value else {
-            throw LockstepError.usage("\(path): checksum mismatch, the checkpoint is corrupt: delete it to resume from an older one")
-        }
         var position = TrainingPosition()
         position.step = Int(try file.int64Attribute("step"))
         position.epoch = Int(try file.int64Attribute("epoch"))
         position.epochStep = Int(try file.int64Attribute("epoch_step"))
         position.samplesSeen = Int(try file.int64Attribute("samples_seen"))
-        return CheckpointContents(
-            position: position,
-            worldSize: Int(try file.int64Attribute("world_size")),
-            seed: try file.attribute("seed", as: UInt64.self).first ?? 0,
-            config: try file.stringAttribute("config"),
-            parameters: parameters, optimizerUpdates: Int(try file.int64Attribute("optimizer_updates")), state: state,
-            checksum: checksum.value)
+        let header = CheckpointHeader(
+            position: position, worldSize: Int(try file.int64Attribute("world_size")),
+            seed: try scalar(file, "seed", as: UInt64.self), config: try file.stringAttribute("config"),
+            optimizerUpdates: Int(try file.int64Attribute("optimizer_updates")), optimizerState: names,
+            data: DataIdentity(trainSamples: Int(try file.int64Attribute("train_samples")),
+                               testSamples: Int(try file.int64Attribute("test_samples")),
+                               fingerprint: try scalar(file, "data_fingerprint", as: UInt64.self)))
+        header.add(to: &checksum)
+        let stored = try scalar(file, "checksum_fnv1a64", as: UInt64.self)
+        guard stored == checksum.value else {
+            throw LockstepError.usage("\(path): checksum mismatch, the checkpoint is corrupt")
+        }
+        // Covered by the checksum, so only a writer's bug could get these wrong; still, nothing
+        // from disk sizes or indexes anything unchecked.
+        guard position.step >= 1, position.epoch >= 0, position.epochStep >= 1, position.samplesSeen >= 1,
+              header.worldSize >= 1, header.optimizerUpdates >= 0 else {
+            throw LockstepError.usage("\(path): its training position (step \(position.step), epoch \(position.epoch), epoch step \(position.epochStep), samples \(position.samplesSeen)) is impossible")
+        }
+        return CheckpointContents(header: header, parameters: parameters, state: state, checksum: checksum.value)
+    }
+
+    private static func scalar<T: HDF5Element>(_ file: HDF5File, _ name: String, as: T.Type) throws -> T {
+        guard let value = try file.attribute(name, as: T.self).first else {
+            throw LockstepError.usage("\(file.path): attribute \(name) is empty: the checkpoint is corrupt")
+        }
+        return value
     }
 
     /// Complete checkpoints in `folder`, oldest (lowest step) first; temporary files are never listed.

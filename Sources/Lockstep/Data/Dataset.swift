@@ -78,6 +78,25 @@ public final class Dataset {
         if isUInt8 { scale = 1.0 / 255 }
     }
 
+    /// A fingerprint of what the data order and the samples depend on: the count, the sample
+    /// shape, every label and the raw features of the first, middle and last sample. Stored in
+    /// checkpoints, so a resume on another file (or an edited one) is caught without hashing it all.
+    public var fingerprint: UInt64 {
+        var hash = FNV1a64()
+        for n in [count, width] + sampleShape { withUnsafeBytes(of: Int64(n).littleEndian) { hash.add($0) } }
+        labels.withUnsafeBytes { hash.add($0) }
+        for row in Set([0, count / 2, count - 1]).sorted() {
+            if isUInt8 {
+                bytes.withUnsafeBytes { hash.add(UnsafeRawBufferPointer(rebasing: $0[(row * width)..<((row + 1) * width)])) }
+            } else {
+                floats.withUnsafeBytes { all in
+                    hash.add(UnsafeRawBufferPointer(rebasing: all[(row * width * 4)..<((row + 1) * width * 4)]))
+                }
+            }
+        }
+        return hash.value
+    }
+
     /// Sets the affine normalisation. `stats` (mean, std) come from the training split.
     public func normalize(_ mode: Normalization, stats: (mean: Double, std: Double)?) {
         let base: Float = isUInt8 && mode != .none ? 1.0 / 255 : 1

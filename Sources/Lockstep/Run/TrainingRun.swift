@@ -35,6 +35,9 @@ public struct TrainSummary: Sendable {
 
 public enum TrainingRun {
     public static func execute(_ options: TrainOptions, comm: Communicator) throws -> TrainSummary {
+        // SIGUSR1/SIGTERM (SLURM's --signal, scancel, a time limit) may come while the data is
+        // still loading: record it from the start (`lockstep train` installs it before MPI_Init).
+        StopSignal.install()
         let say: (String) -> Void = { if comm.isRoot { Console.info($0) } }
         if comm.size > 1 && getenv("OPENBLAS_NUM_THREADS") == nil {
             // Ranks already fill the cores; BLAS threads on top would oversubscribe them.
@@ -112,15 +115,15 @@ public enum TrainingRun {
                               fullBatch: job.batch.full, gsnr: job.gsnr, gsnrMomentum: job.gsnrMomentum,
                               bucketMegabytes: probing ? options.probeBucketMB : job.bucketMegabytes, overlap: !probing)
         trainer.nonfinite = job.run.nonfinite
-        // SIGUSR1/SIGTERM (SLURM's --signal, scancel, a time limit): checkpoint at the next step.
-        StopSignal.install()
+        // Checkpoint at the next step once any rank has a stop signal.
         trainer.stopRequested = { StopSignal.received != 0 }
 
         // The bench's probe, on the first batch, before anything could have moved the position.
         let overlap = options.overlapProbePasses.flatMap { trainer.measureOverlap(passes: $0) }
 
         // 4. Resume: rank 0 reads the newest complete checkpoint and broadcasts it.
-        let resumedFrom = try resume(options.resume, from: checkpointDir, comm: comm, trainer: trainer)
+        let data = DataIdentity(train: train, test: test)
+        let resumedFrom = try resume(options.resume, from: checkpointDir, comm: comm, trainer: trainer, job: job, data: data)
         try checkRanksAgree(network, comm: comm, when: resumedFrom == nil ? "initialisation" : "resume")
 
         // 5. Resolved config and metrics log.
@@ -138,6 +141,15 @@ public enum TrainingRun {
             say("batch schedule: " + segments.map { ($0.epochs == 1 ? "epoch \($0.firstEpoch)" : "epochs \($0.firstEpoch)–\($0.lastEpoch)") + ": \($0.batch)" }.joined(separator: ", "))
         }
         if let from = resumedFrom { say("resumed at step \(from.step) (epoch \(from.epoch))") }
+
+        // A stop asked for during start-up: nothing trained, nothing to lose; the batch script
+        // requeues on exit 75 as after any stop (one collective, so every rank agrees).
+        let stopBeforeStart = comm.allreduce(Int64(StopSignal.received), .max)
+        if stopBeforeStart != 0 && trainer.position.step < stopAt {
+            say("stopped by \(StopSignal.name(Int32(stopBeforeStart))) before step \(trainer.position.step + 1) (during start-up): nothing to lose; continue with --resume (exit \(ExitStatus.interrupted))")
+            return TrainSummary(steps: trainer.position.step, testAccuracy: nil, seconds: 0, stoppedEarly: true,
+                                interrupted: true, parameters: network.parameterCount, overlap: overlap)
+        }
 
         // 6. The loop.
         let started = Clock.now()
@@ -196,7 +208,7 @@ public enum TrainingRun {
                 say("full gradient after epoch \(p.epoch): norm \(format(full.norm, 5)), training loss \(format(full.loss, 4)), \(p.samplesSeen) samples processed")
             }
             if p.step == stopAt || trainer.stopAgreed || (job.run.checkpointEvery > 0 ? p.step % job.run.checkpointEvery == 0 : epochEnd) {
-                try writeCheckpoint(job: job, dir: checkpointDir, trainer: trainer, comm: comm)
+                try writeCheckpoint(job: job, dir: checkpointDir, trainer: trainer, comm: comm, data: data)
             }
             if trainer.stopAgreed && p.step < stopAt {
                 let signal = StopSignal.received
@@ -211,6 +223,8 @@ public enum TrainingRun {
         let stoppedEarly = trainer.position.step < total
         if interrupted {
             // Said above.
+        } else if let from = resumedFrom, from.step == total {
+            say("nothing to do: the run was already complete at step \(total) of \(total) (raise run.steps or run.epochs to train further)")
         } else if stoppedEarly {
             say("stopped after step \(trainer.position.step) of \(total) with a checkpoint; continue with --resume")
         } else {
@@ -255,27 +269,35 @@ public enum TrainingRun {
         return fields
     }
 
-    /// Loads the newest checkpoint on rank 0 and broadcasts parameters, optimizer state and
-    /// position to every rank. Returns the restored position, or nil for a fresh start.
-    private static func resume(_ wanted: Bool, from dir: String, comm: Communicator, trainer: Trainer) throws -> TrainingPosition? {
+    /// Loads the newest checkpoint on rank 0, holds it to the resume contract (ResumeContract,
+    /// the data identity, the position against the job's plan) and broadcasts parameters,
+    /// optimizer state and position to every rank. Returns the restored position, or nil for a
+    /// fresh start.
+    private static func resume(_ wanted: Bool, from dir: String, comm: Communicator, trainer: Trainer, job: Job,
+                               data: DataIdentity) throws -> TrainingPosition? {
         guard wanted else { return nil }
         let network = trainer.network
         let contents = try comm.agree { () -> CheckpointContents? in
             guard comm.isRoot, let newest = Checkpoint.list(in: dir).last else { return nil }
-            let contents = try Checkpoint.read(newest, network: network)
-            let stateNames = Set(trainer.optimizer.stateBuffers.map(\.name))
-            guard Set(contents.state.keys) == stateNames else {
-                throw LockstepError.usage("\(newest) holds optimizer state [\(contents.state.keys.sorted().joined(separator: ", "))] but this job's optimizer needs [\(stateNames.sorted().joined(separator: ", "))]: resume with the same optimizer settings")
+            let older = Checkpoint.list(in: dir).dropLast().last
+            let contents: CheckpointContents
+            do {
+                contents = try Checkpoint.read(newest, network: network)
+            } catch let error as LockstepError where !error.message.contains("different model") {
+                // A damaged newest checkpoint: the way on is the one before it, not a new data file.
+                let advice = older.map { "delete or move aside \(newest) to resume from \($0)" } ?? "it is the only checkpoint: start the run again without --resume in a new run directory"
+                throw LockstepError.usage("newest checkpoint unreadable: \(error.message) — \(advice)")
             }
-            Console.info("resuming from \(newest)" + (contents.worldSize != comm.size ? " (written by \(contents.worldSize) ranks, now \(comm.size): same data order, summation order differs)" : ""))
+            try checkContract(contents.header, path: newest, job: job, data: data, trainer: trainer)
+            Console.info("resuming from \(newest)" + (contents.header.worldSize != comm.size ? " (written by \(contents.header.worldSize) ranks, now \(comm.size): same data order, summation order differs)" : ""))
             return contents
         }
         var header: [Int64] = [0, 0, 0, 0, 0, 0, 0]
         if let c = contents {
-            header = [1, Int64(c.position.step), Int64(c.position.epoch), Int64(c.position.epochStep), Int64(c.position.samplesSeen),
-                      Int64(c.optimizerUpdates), Int64(bitPattern: c.checksum)]
             network.parameters.copy(from: c.parameters)
             for (name, buffer) in trainer.optimizer.stateBuffers { buffer.copy(from: c.state[name]!) }
+            header = [1, Int64(c.position.step), Int64(c.position.epoch), Int64(c.position.epochStep), Int64(c.position.samplesSeen),
+                      Int64(c.header.optimizerUpdates), Int64(bitPattern: Checkpoint.tensorChecksum(network: network, state: trainer.optimizer.stateBuffers).value)]
         }
         header.withUnsafeMutableBytes { comm.broadcast($0) }
         guard header[0] == 1 else {
@@ -291,14 +313,56 @@ public enum TrainingRun {
         position.samplesSeen = Int(header[4])
         trainer.optimizer.updates = Int(header[5])
         trainer.optimizer.stateRestored()
-        // Every rank verifies what it received against the checkpoint's own checksum.
+        // Every rank verifies what it received against rank 0's checksum of the tensors.
         try comm.agree {
-            guard Checkpoint.contentChecksum(network: network, state: trainer.optimizer.stateBuffers) == UInt64(bitPattern: header[6]) else {
+            guard Checkpoint.tensorChecksum(network: network, state: trainer.optimizer.stateBuffers).value == UInt64(bitPattern: header[6]) else {
                 throw LockstepError.runtime("rank \(comm.rank): the checkpoint's contents arrived corrupted (checksum mismatch after the broadcast): check the interconnect and resume again")
             }
         }
         trainer.restore(position)
         return position
+    }
+
+    /// The resume contract (docs/checkpoints.md): errors name the key and both values, warnings
+    /// are printed first and the run continues.
+    private static func checkContract(_ header: CheckpointHeader, path: String, job: Job, data: DataIdentity, trainer: Trainer) throws {
+        let stateNames = Set(trainer.optimizer.stateBuffers.map(\.name))
+        let differences = ResumeContract.differences(checkpoint: header.config, job: job.resolvedTOML)
+        let fresh = "or start a new run directory (--set run.out=DIR)"
+        let errors = differences.filter { $0.verdict == .error }
+        if !errors.isEmpty {
+            let list = errors.map { "\($0.key) (\($0.checkpoint) in the checkpoint, \($0.job) in the job: \($0.why))" }.joined(separator: "; ")
+            throw LockstepError.usage("cannot resume \(path) with this job: \(list); resume with the checkpoint's values \(fresh)")
+        }
+        guard Set(header.optimizerState) == stateNames else {
+            throw LockstepError.usage("\(path) holds optimizer state [\(header.optimizerState.sorted().joined(separator: ", "))] but this job's optimizer needs [\(stateNames.sorted().joined(separator: ", "))]: resume with the same optimizer settings \(fresh)")
+        }
+        if data.trainSamples != header.data.trainSamples {
+            throw LockstepError.usage("cannot resume \(path): it was trained on \(header.data.trainSamples) training samples but data.file = \"\(job.data.file)\" has \(data.trainSamples) (the data order depends on them): resume with the checkpoint's data file \(fresh)")
+        }
+        if data.fingerprint != header.data.fingerprint {
+            throw LockstepError.usage("cannot resume \(path): the training samples of data.file = \"\(job.data.file)\" are not the ones it was trained on (same count, different content fingerprint): resume with the checkpoint's data file \(fresh)")
+        }
+        if header.seed != job.run.seed {
+            throw LockstepError.usage("cannot resume \(path): it was trained with run.seed = \(header.seed), the job has \(job.run.seed): resume with run.seed = \(header.seed) \(fresh)")
+        }
+        let total = try job.totalSteps(trainSamples: data.trainSamples)
+        let p = header.position
+        if p.step > total {
+            throw LockstepError.usage("\(path) is at step \(p.step), past this job's \(total) steps: raise run.steps or run.epochs to continue it, \(fresh)")
+        }
+        // Covered by the checksum; still, the position must be the one this job reaches after
+        // that many steps, or the data order would be read out of place.
+        guard let expected = try job.plan(trainSamples: data.trainSamples).position(afterSteps: p.step), expected == p,
+              header.optimizerUpdates <= p.step || job.optimizer.name == .lbfgs else {
+            throw LockstepError.usage("\(path): its position (step \(p.step), epoch \(p.epoch), epoch step \(p.epochStep), \(p.samplesSeen) samples) is not where this job stands after \(p.step) steps: the checkpoint does not belong to this job; \(fresh)")
+        }
+        if data.testSamples != header.data.testSamples {
+            Console.info("warning: the test split has \(data.testSamples) samples, the checkpoint's had \(header.data.testSamples): evaluations are not comparable with the earlier ones")
+        }
+        for d in differences where d.verdict == .warning {
+            Console.info("warning: resuming with \(d.key) = \(d.job) (the checkpoint has \(d.checkpoint)): \(d.why); not the run the checkpoint came from")
+        }
     }
 
     /// Aborts collectively unless every rank holds bitwise the same parameters.
@@ -311,13 +375,15 @@ public enum TrainingRun {
         }
     }
 
-    private static func writeCheckpoint(job: Job, dir: String, trainer: Trainer, comm: Communicator) throws {
+    private static func writeCheckpoint(job: Job, dir: String, trainer: Trainer, comm: Communicator, data: DataIdentity) throws {
         try comm.agree {
             guard comm.isRoot else { return }
             let path = dir + "/" + Checkpoint.fileName(step: trainer.position.step)
-            try Checkpoint.write(to: path, network: trainer.network, optimizer: trainer.optimizer,
-                                 position: trainer.position, worldSize: comm.size, seed: job.run.seed, config: job.resolvedTOML)
-            // Keep the newest `keep_checkpoints`; older ones go only after the new one is complete.
+            let header = CheckpointHeader(position: trainer.position, worldSize: comm.size, seed: job.run.seed, config: job.resolvedTOML,
+                                          optimizerUpdates: trainer.optimizer.updates,
+                                          optimizerState: trainer.optimizer.stateBuffers.map(\.name), data: data)
+            try Checkpoint.write(to: path, network: trainer.network, optimizer: trainer.optimizer, header: header)
+            // Keep the newest `keep_checkpoints`; older ones go only after the new one is verified.
             for old in Checkpoint.list(in: dir).dropLast(job.run.keepCheckpoints) { unlink(old) }
         }
     }
