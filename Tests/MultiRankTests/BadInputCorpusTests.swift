@@ -198,6 +198,17 @@ extension MultiRank {
                 try "not a folder".write(toFile: dir + "/blocker", atomically: true, encoding: .utf8)
                 return try job("run.out=\"\(dir)/blocker/run\"")(dir)
             }),
+            // Issue 13: sizes and encodings
+            // Counts past their bound are usage errors, never an overflow trap (100 × steps/2).
+            Case(name: "bench --steps past Int arithmetic", mentions: ["--steps", "1000000"], setup: { dir in
+                try ["bench", "--job"] + job()(dir).dropFirst() + ["--steps", "200000000000000000"]
+            }),
+            Case(name: "bench --steps one past the bound", mentions: ["--steps", "1000001"], setup: { dir in
+                try ["bench", "--job"] + job()(dir).dropFirst() + ["--steps", "1000001"]
+            }),
+            Case(name: "bench --passes past Int arithmetic", mentions: ["--passes", "100000"], setup: { dir in
+                try ["bench", "--job"] + job()(dir).dropFirst() + ["--passes", String(Int.max)]
+            }),
         ]
 
         /// Every file under `folder` with its bytes.
