@@ -209,6 +209,38 @@ extension MultiRank {
             Case(name: "bench --passes past Int arithmetic", mentions: ["--passes", "100000"], setup: { dir in
                 try ["bench", "--job"] + job()(dir).dropFirst() + ["--passes", String(Int.max)]
             }),
+            // `lockstep import idx` of IDX images whose header dimensions overflow or lie (with good
+            // labels and test split) into an existing folder, which must stay as it was: no .tmp, no output.
+            Case(name: "import idx with overflowing dimensions", mentions: ["images.idx", "4294967295", "corrupt"], setup: { dir in
+                for (file, bytes) in [("images.idx", [0, 0, 8, 4] + [UInt8](repeating: 0xFF, count: 16) + [1, 2, 3]), ("labels.idx", [0, 0, 8, 1, 0, 0, 0, 2, 1, 0]),
+                                      ("good.idx", [0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 5, 5, 5, 5, 5, 5, 5, 5])] as [(String, [UInt8])] {
+                    try Data(bytes).write(to: URL(fileURLWithPath: "\(dir)/\(file)"))
+                }
+                try FileManager.default.createDirectory(atPath: dir + "/run", withIntermediateDirectories: true)
+                try "an earlier file".write(toFile: dir + "/run/notes.txt", atomically: true, encoding: .utf8)
+                return ["import", "idx", "--train-images", "\(dir)/images.idx", "--train-labels", "\(dir)/labels.idx",
+                        "--test-images", "\(dir)/good.idx", "--test-labels", "\(dir)/labels.idx", "-o", "\(dir)/run/data.h5"]
+            }),
+            Case(name: "import idx whose header claims more than the file has", mentions: ["images.idx", "promises 47040000 bytes", "has 100"], setup: { dir in
+                for (file, bytes) in [("images.idx", [0, 0, 8, 3, 0, 0, 0xEA, 0x60, 0, 0, 0, 28, 0, 0, 0, 28] + [UInt8](repeating: 7, count: 100)), ("labels.idx", [0, 0, 8, 1, 0, 0, 0, 2, 1, 0]),
+                                      ("good.idx", [0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 5, 5, 5, 5, 5, 5, 5, 5])] as [(String, [UInt8])] {
+                    try Data(bytes).write(to: URL(fileURLWithPath: "\(dir)/\(file)"))
+                }
+                try FileManager.default.createDirectory(atPath: dir + "/run", withIntermediateDirectories: true)
+                try "an earlier file".write(toFile: dir + "/run/notes.txt", atomically: true, encoding: .utf8)
+                return ["import", "idx", "--train-images", "\(dir)/images.idx", "--train-labels", "\(dir)/labels.idx",
+                        "--test-images", "\(dir)/good.idx", "--test-labels", "\(dir)/labels.idx", "-o", "\(dir)/run/data.h5"]
+            }),
+            Case(name: "import idx with a zero dimension", mentions: ["images.idx", "dimension 2 of 3 is 0"], setup: { dir in
+                for (file, bytes) in [("images.idx", [0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 28]), ("labels.idx", [0, 0, 8, 1, 0, 0, 0, 2, 1, 0]),
+                                      ("good.idx", [0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 5, 5, 5, 5, 5, 5, 5, 5])] as [(String, [UInt8])] {
+                    try Data(bytes).write(to: URL(fileURLWithPath: "\(dir)/\(file)"))
+                }
+                try FileManager.default.createDirectory(atPath: dir + "/run", withIntermediateDirectories: true)
+                try "an earlier file".write(toFile: dir + "/run/notes.txt", atomically: true, encoding: .utf8)
+                return ["import", "idx", "--train-images", "\(dir)/images.idx", "--train-labels", "\(dir)/labels.idx",
+                        "--test-images", "\(dir)/good.idx", "--test-labels", "\(dir)/labels.idx", "-o", "\(dir)/run/data.h5"]
+            }),
         ]
 
         /// Every file under `folder` with its bytes.

@@ -36,6 +36,39 @@ public func makeDirectories(_ path: String) throws {
     }
 }
 
+/// Creates `path` and its missing parents (mkdir -p) and returns the folders it created,
+/// outermost first, for `removeDirectories` when what was to go in them fails. `hint` ends the
+/// message when a folder cannot be made, e.g. "choose a writable --output".
+public func makeMissingDirectories(_ path: String, hint: String) throws -> [String] {
+    var created: [String] = []
+    var prefix = path.hasPrefix("/") ? "/" : ""
+    for part in path.split(separator: "/") {
+        prefix += part + "/"
+        if mkdir(prefix, 0o755) == 0 {
+            created.append(prefix)
+        } else if errno != EEXIST {
+            let why = String(cString: strerror(errno))
+            removeDirectories(created)
+            throw LockstepError.usage("cannot create folder \(prefix): \(why); \(hint)")
+        }
+    }
+    var status = stat()
+    guard stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
+        removeDirectories(created)
+        throw LockstepError.usage("\(path) is not a folder: \(hint)")
+    }
+    guard access(path, W_OK) == 0 else {
+        removeDirectories(created)
+        throw LockstepError.usage("\(path) is not writable: \(hint)")
+    }
+    return created
+}
+
+/// Removes `folders` (from `makeMissingDirectories`), innermost first; only empty ones go.
+public func removeDirectories(_ folders: [String]) {
+    for folder in folders.reversed() { rmdir(folder) }
+}
+
 public func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
 /// A text file opened for appending whole lines (metrics.jsonl).
