@@ -279,6 +279,44 @@ import Lockstep
     @Test func loadReportsMissingFile() {
         expectUsage(["/nonexistent/job.toml"]) { try Job.load("/nonexistent/job.toml") }
     }
+
+    // MARK: encodings (issue 13)
+
+    /// Byte sequences that are not UTF-8, each found at its first byte wherever it sits: a
+    /// Latin-1 letter, bytes UTF-8 never uses, a sequence cut short (mid-file and at the very
+    /// end), an overlong encoding, a UTF-16 surrogate, a code point past U+10FFFF, a stray
+    /// continuation byte.
+    static let notUTF8: [(bytes: [UInt8], first: String)] = [
+        ([0xE9], "0xe9"), ([0xFF], "0xff"), ([0xFE, 0xFF], "0xfe"), ([0xC3, 0x28], "0xc3"), ([0xE2, 0x82], "0xe2"),
+        ([0xC0, 0xAF], "0xc0"), ([0xED, 0xA0, 0x80], "0xed"), ([0xF4, 0x90, 0x80, 0x80], "0xf4"), ([0x80], "0x80"),
+    ]
+
+    @Test func jobFileThatIsNotUTF8IsASyntaxError() throws {
+        let dir = try TemporaryDirectory()
+        let good = Array(Self.minimal.utf8)
+        // Line 3 of `minimal` is "" and line 4 "[model]": put the bad bytes in a comment on line 3.
+        let lineStart = good.indices.filter { good[$0] == 10 }[1] + 1
+        for (bad, first) in Self.notUTF8 {
+            for (place, at, line) in [("comment", lineStart, 3), ("start", 0, 1), ("end", good.count, 11)] {
+                var bytes = good
+                let inserted: [UInt8] = place == "comment" ? Array("# caf".utf8) + bad + [10] : bad
+                bytes.insert(contentsOf: inserted, at: at)
+                let offset = at + (place == "comment" ? 5 : 0)
+                let path = dir.file("job.toml")
+                try writeBytes(bytes, to: path)
+                expectUsage(["\(path):\(line): not valid UTF-8 (byte \(first) at offset \(offset)): save the file as UTF-8"]) {
+                    try Job.load(path)
+                }
+                #expect(firstInvalidUTF8Offset(bytes) == offset, "\(bad) at the \(place)")
+            }
+        }
+        // Well-formed multi-byte text (2, 3 and 4 bytes, and a byte-order mark) loads as written.
+        let path = dir.file("utf8.toml")
+        try writeBytes([0xEF, 0xBB, 0xBF] + Array(Self.with("run", "name = \"café ✓ 𝄞\"").utf8), to: path)
+        #expect(try Job.load(path).run.name == "café ✓ 𝄞")
+        #expect(firstInvalidUTF8Offset(Array("café ✓ 𝄞".utf8)) == nil)
+        #expect(firstInvalidUTF8Offset([]) == nil)
+    }
 }
 
 extension String {

@@ -209,6 +209,14 @@ extension MultiRank {
             Case(name: "bench --passes past Int arithmetic", mentions: ["--passes", "100000"], setup: { dir in
                 try ["bench", "--job"] + job()(dir).dropFirst() + ["--passes", String(Int.max)]
             }),
+            // A job file that is not UTF-8 (a Latin-1 "é" in a comment on line 1) is a syntax error, not replaced text.
+            Case(name: "job file that is not UTF-8", mentions: ["job.toml:1: not valid UTF-8 (byte 0xe9 at offset 5)", "save the file as UTF-8"],
+                 setup: { dir in
+                     let args = try job()(dir)
+                     let text = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/job.toml"))
+                     try (Data("# caf".utf8) + Data([0xE9, 0x0A]) + text).write(to: URL(fileURLWithPath: "\(dir)/job.toml"))
+                     return args
+                 }),
             // `lockstep import idx` of IDX images whose header dimensions overflow or lie (with good
             // labels and test split) into an existing folder, which must stay as it was: no .tmp, no output.
             Case(name: "import idx with overflowing dimensions", mentions: ["images.idx", "4294967295", "corrupt"], setup: { dir in

@@ -69,6 +69,40 @@ public func removeDirectories(_ folders: [String]) {
     for folder in folders.reversed() { rmdir(folder) }
 }
 
+/// The byte offset of the first byte that does not begin a well-formed UTF-8 sequence, or nil
+/// when all of `bytes` is UTF-8.
+public func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? {
+    var parser = Unicode.UTF8.ForwardParser()
+    var iterator = bytes.makeIterator()
+    var offset = 0
+    while true {
+        switch parser.parseScalar(from: &iterator) {
+        case .valid(let scalar): offset += scalar.count
+        case .emptyInput: return nil
+        case .error: return offset
+        }
+    }
+}
+
+/// A text file that must be UTF-8 (a job file).
+public enum UTF8FileRead {
+    case text(String)
+    /// The file could not be read.
+    case unreadable
+    /// Not UTF-8: the first bad byte, its offset and its line (from 1).
+    case invalid(byte: UInt8, offset: Int, line: Int)
+}
+
+/// Reads `path` as strict UTF-8: invalid bytes are reported, never replaced.
+public func readUTF8File(_ path: String) -> UTF8FileRead {
+    guard let bytes = readFileBytes(path) else { return .unreadable }
+    if let offset = firstInvalidUTF8Offset(bytes) {
+        let line = 1 + bytes[..<offset].reduce(0) { $0 + ($1 == 10 ? 1 : 0) }
+        return .invalid(byte: bytes[offset], offset: offset, line: line)
+    }
+    return .text(String(decoding: bytes, as: UTF8.self))
+}
+
 public func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
 /// A text file opened for appending whole lines (metrics.jsonl).
