@@ -280,7 +280,7 @@ import Lockstep
         expectUsage(["/nonexistent/job.toml"]) { try Job.load("/nonexistent/job.toml") }
     }
 
-    // MARK: encodings (issue 13)
+    // MARK: encodings and float32 ranges (issue 13)
 
     /// Byte sequences that are not UTF-8, each found at its first byte wherever it sits: a
     /// Latin-1 letter, bytes UTF-8 never uses, a sequence cut short (mid-file and at the very
@@ -316,6 +316,32 @@ import Lockstep
         #expect(try Job.load(path).run.name == "café ✓ 𝄞")
         #expect(firstInvalidUTF8Offset(Array("café ✓ 𝄞".utf8)) == nil)
         #expect(firstInvalidUTF8Offset([]) == nil)
+    }
+
+    /// Every rate-like value is a float in the trainer: one past float32's range is refused with
+    /// the key and the largest value, in the file and through --set alike, for every float key.
+    @Test(arguments: ["optimizer.lr", "optimizer.weight_decay", "schedule.power", "schedule.min_lr", "gsnr.eps", "run.stall_timeout"])
+    func valuesPastFloat32AreRefused(key: String) throws {
+        let largest = Double(Float.greatestFiniteMagnitude)
+        let justPast = largest.nextUp
+        for value in ["1e39", "3.5e38", "\(justPast)", "1.7976931348623157e308"] {
+            let expected = Double(value)!
+            expectUsage(["jobs/mlp.toml: \(key): \(expected) does not fit in float32 (largest 3.4e38): use a smaller value"]) {
+                try Self.parse(overrides: ["\(key)=\(value)"])
+            }
+        }
+        let (section, name) = (String(key.split(separator: ".")[0]), String(key.split(separator: ".")[1]))
+        let inFile = key == "optimizer.lr" ? Self.minimal.replacingOccurrences("lr = 0.1", "lr = 1e39") : Self.with(section, "\(name) = 1e39")
+        expectUsage(["\(key): 1e+39 does not fit in float32"]) { try Self.parse(inFile) }
+        // float32's largest value itself still fits (each of these keys has no smaller maximum).
+        #expect(throws: Never.self) { try Self.parse(overrides: ["\(key)=\(largest)"]) }
+    }
+
+    @Test func float32CheckKeepsTheOtherChecks() {
+        // A negative value past the range is first of all below the minimum; NaN and Inf are not finite.
+        expectUsage(["optimizer.lr", "at least 0"]) { try Self.parse(overrides: ["optimizer.lr=-1e39"]) }
+        expectUsage(["optimizer.lr", "finite"]) { try Self.parse(overrides: ["optimizer.lr=inf"]) }
+        expectUsage(["optimizer.momentum", "at most"]) { try Self.parse(overrides: ["optimizer.momentum=1e39"]) }
     }
 }
 

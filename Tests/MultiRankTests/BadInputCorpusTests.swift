@@ -217,6 +217,10 @@ extension MultiRank {
                      try (Data("# caf".utf8) + Data([0xE9, 0x0A]) + text).write(to: URL(fileURLWithPath: "\(dir)/job.toml"))
                      return args
                  }),
+            // Values the trainer turns into Float: past float32's range they would be Inf.
+            Case(name: "rate past float32", mentions: ["optimizer.lr", "1e+39 does not fit in float32", "smaller value"], setup: job("optimizer.lr=1e39")),
+            Case(name: "weight decay past float32 in the file", mentions: ["optimizer.weight_decay", "5e+38 does not fit in float32"],
+                 setup: jobText { $0.replacingOccurrences(of: "weight_decay = 1e-3", with: "weight_decay = 5e38") }),
             // `lockstep import idx` of IDX images whose header dimensions overflow or lie (with good
             // labels and test split) into an existing folder, which must stay as it was: no .tmp, no output.
             Case(name: "import idx with overflowing dimensions", mentions: ["images.idx", "4294967295", "corrupt"], setup: { dir in

@@ -82,6 +82,10 @@ public final class TOMLReader {
         guard d.isFinite else { throw fail(name, "must be a finite number, got \(d)") }
         if let min, d < min { throw fail(name, "must be at least \(min), got \(d)") }
         if let max, d > max { throw fail(name, "must be at most \(max), got \(d)") }
+        // The trainer computes in Float: a larger magnitude would become ±Inf there.
+        guard abs(d) <= Double(Float.greatestFiniteMagnitude) else {
+            throw fail(name, "\(d) does not fit in float32 (largest 3.4e38): use a smaller value")
+        }
         return d
     }
 
