@@ -343,6 +343,19 @@ import Lockstep
         expectUsage(["optimizer.lr", "finite"]) { try Self.parse(overrides: ["optimizer.lr=inf"]) }
         expectUsage(["optimizer.momentum", "at most"]) { try Self.parse(overrides: ["optimizer.momentum=1e39"]) }
     }
+
+    /// The other end of float32: a nonzero value that would round to 0 in the trainer (an eps of
+    /// 1e-50 becomes a division by 0) is refused for every float key; float32's smallest and 0 load.
+    @Test(arguments: ["optimizer.lr", "optimizer.weight_decay", "schedule.power", "schedule.min_lr", "gsnr.eps", "run.stall_timeout"])
+    func valuesThatWouldBeZeroInFloat32AreRefused(key: String) throws {
+        for value in ["1e-50", "5e-324", "\(Double(Float.leastNonzeroMagnitude) / 4)"] {
+            expectUsage(["jobs/mlp.toml: \(key): \(Double(value)!) is too small for float32 (it would be 0; smallest 1.4e-45): use 0 or a larger value"]) {
+                try Self.parse(overrides: ["\(key)=\(value)"])
+            }
+        }
+        #expect(throws: Never.self) { try Self.parse(overrides: ["\(key)=\(Double(Float.leastNonzeroMagnitude))"]) }
+        if key != "gsnr.eps" { #expect(throws: Never.self) { try Self.parse(overrides: ["\(key)=0"]) } }
+    }
 }
 
 extension String {
