@@ -29,22 +29,37 @@ struct Bench: ParsableCommand {
     @Option(name: .customLong("bucket-mb"), help: "Bucket size for the overlap measurement when the job sets no exchange.bucket_mb.")
     var bucketMB = 0.05
 
+    /// The largest counts the bench takes: far past any useful measurement, and small enough
+    /// that every count derived from them (run.eval_every = 100 × steps/2, 3 × passes timed
+    /// passes) is exact in an Int.
+    static let maxSteps = 1_000_000
+    static let maxPasses = 100_000
+
     func validate() throws {
-        guard steps >= 2 else { throw ValidationError("--steps must be at least 2 (the second half is timed)") }
-        guard passes >= 0 else { throw ValidationError("--passes must be 0 (no overlap measurement) or more") }
+        guard steps >= 2 && steps <= Self.maxSteps else {
+            throw ValidationError("--steps must be from 2 (the second half is timed) to \(Self.maxSteps), got \(steps): use e.g. --steps 400")
+        }
+        guard passes >= 0 && passes <= Self.maxPasses else {
+            throw ValidationError("--passes must be from 0 (no overlap measurement) to \(Self.maxPasses), got \(passes): use e.g. --passes 100")
+        }
         guard bucketMB > 0 && bucketMB <= 1e6 else { throw ValidationError("--bucket-mb must be above 0 and at most 1e6") }
     }
 
     func run() throws {
+        // validate() bounds steps, so these products are exact (checked all the same: no trap),
+        // before MPI starts.
+        let half = max(1, steps / 2)
+        let (timed, timedOverflow) = half.multipliedReportingOverflow(by: 2)
+        let (never, neverOverflow) = half.multipliedReportingOverflow(by: 100)
+        guard !timedOverflow && !neverOverflow else { throw ValidationError("--steps must be at most \(Self.maxSteps), got \(steps)") }
         let comm = Communicator.world
         let say: (String) -> Void = { if comm.isRoot { Console.info($0) } }
         if comm.size > 1 && ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"] == nil { Gemm.setThreads(1) }
         do {
             let out = "/tmp/lockstep-bench-\(getpid())"
             var options = TrainOptions(jobPath: job)
-            let half = max(1, steps / 2)
-            options.overrides = set + ["run.out=\"\(out)\"", "run.steps=\(2 * half)", "run.log_every=\(half)",
-                                       "run.eval_every=\(100 * half)", "run.checkpoint_every=\(100 * half)"]
+            options.overrides = set + ["run.out=\"\(out)\"", "run.steps=\(timed)", "run.log_every=\(half)",
+                                       "run.eval_every=\(never)", "run.checkpoint_every=\(never)"]
             options.overlapProbePasses = comm.size > 1 && passes > 0 ? passes : nil
             options.probeBucketMB = bucketMB
             // Silence the training run's own progress lines: only the bench speaks.
@@ -58,7 +73,7 @@ struct Bench: ParsableCommand {
                 let logged = lines.compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
                     .filter { $0["time"] != nil }
                 let at = { (step: Int) in logged.first { $0["step"] as? Int == step } }
-                if let middle = at(half), let last = at(2 * half) {
+                if let middle = at(half), let last = at(timed) {
                     measured = [((last["time"] as? Double ?? 0) - (middle["time"] as? Double ?? 0)) / Double(half),
                                 last["data_wait"] as? Double ?? 0]
                 }
@@ -85,7 +100,7 @@ struct Bench: ParsableCommand {
             }
             // A full batch (batch.global = "full") is only resolved inside the run: name it as such.
             let batch = job.batch.full ? "the full training set" : "global batch \(job.batch.global) (\(job.batch.global / comm.size) per rank)"
-            let rate = job.batch.full ? "" : ", \(Int(Double(job.batch.global) / stepSeconds)) samples/s"
+            let rate = job.batch.full ? "" : ", \(samplesPerSecond(job.batch.global, stepSeconds)) samples/s"
             let share = comm.size > 1 ? "; the exchange is \(format2(100 * exchange.lockstep / stepSeconds)) % of it" : ""
             let data = job.batch.full ? "" : "; waiting for data \(format3(dataWait * 1e3)) ms/step"
             say("step: \(self.job), \(batch): \(format3(stepSeconds * 1e3)) ms/step\(rate)\(share)\(data)")
@@ -96,6 +111,14 @@ struct Bench: ParsableCommand {
             comm.finalize()
             Glibc.exit(failure.exitCode)
         }
+    }
+
+    /// `samples / seconds` rounded down, or "unmeasured" when no step time was measured (0 s:
+    /// the metrics had no timed window), never a trap on Int(inf).
+    private func samplesPerSecond(_ samples: Int, _ seconds: Double) -> String {
+        let rate = Double(samples) / seconds
+        guard seconds > 0, rate.isFinite, rate < 9e18 else { return "unmeasured" }
+        return String(Int(rate))
     }
 
     private func format2(_ x: Double) -> String { String(format: "%.2f", x) }

@@ -44,21 +44,33 @@ struct Import: ParsableCommand {
             try Self.convert(trainImages: trainImages, trainLabels: trainLabels, testImages: testImages, testLabels: testLabels, output: output)
         }
 
-        /// Writes to a temporary name and renames, so a failed import leaves no half-written file.
+        /// Writes to a temporary name and renames, so a failed import leaves no half-written file
+        /// (IDXImporter.importFiles). Under a launcher with several ranks, rank 0 alone imports
+        /// and speaks for all (two writers of one file would race), and every rank exits alike.
         static func convert(trainImages: String, trainLabels: String, testImages: String, testLabels: String, output: String) throws {
-            if let slash = output.lastIndex(of: "/") { try makeDirectories(String(output[..<slash])) }
-            let temporary = output + ".tmp"
-            do {
-                let file = try HDF5File.create(temporary)
-                let train = try IDXImporter.importSplit(images: trainImages, labels: trainLabels, split: "train", into: file)
-                let test = try IDXImporter.importSplit(images: testImages, labels: testLabels, split: "test", into: file)
-                file.close()
-                guard rename(temporary, output) == 0 else { throw LockstepError.runtime("cannot rename \(temporary) to \(output)") }
+            let work = {
+                let (train, test) = try IDXImporter.importFiles(trainImages: trainImages, trainLabels: trainLabels,
+                                                                testImages: testImages, testLabels: testLabels, output: output)
                 Console.info("wrote \(output): \(train) training and \(test) test samples")
-            } catch {
-                unlink(temporary)
-                throw error
             }
+            guard launcherSize() > 1 else { return try work() }
+            let comm = Communicator.world
+            do {
+                try comm.agree { if comm.isRoot { try work() } }
+                comm.finalize()
+            } catch let failure as CollectiveFailure {
+                if let local = failure.local, comm.isRoot { Console.error(local.message) }
+                comm.finalize()
+                Glibc.exit(failure.exitCode)
+            }
+        }
+
+        /// The number of ranks the launcher started (1 when not launched by one).
+        static func launcherSize() -> Int {
+            for name in ["OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_STEP_NUM_TASKS"] {
+                if let value = getenv(name), let size = Int(String(cString: value)) { return size }
+            }
+            return 1
         }
     }
 }

@@ -110,5 +110,115 @@ extension FileTests {
 
             expectUsage([dir.file("absent.idx")]) { try IDXImporter.read(dir.file("absent.idx")) }
         }
+
+        // MARK: header sizes (issue 13)
+
+        /// An IDX header with raw 32-bit dimensions (any value up to 0xFFFFFFFF), then `data`.
+        static func rawIDX(_ dims: [UInt32], data: [UInt8] = []) -> [UInt8] {
+            var bytes: [UInt8] = [0, 0, 0x08, UInt8(dims.count)]
+            for d in dims { bytes += [UInt8(d >> 24), UInt8(d >> 16 & 0xFF), UInt8(d >> 8 & 0xFF), UInt8(d & 0xFF)] }
+            return bytes + data
+        }
+
+        /// Headers whose dimensions cannot describe the file: each a usage error naming the file,
+        /// never a trap, whatever the dimensions multiply to.
+        static let lyingHeaders: [(name: String, bytes: [UInt8], mentions: [String])] = [
+            // Products past Int.max (2^64 and beyond; the product overflows at different dimensions).
+            ("four-max.idx", rawIDX([0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF, 0xFFFF_FFFF], data: [1, 2, 3]), ["shape [4294967295, 4294967295"]),
+            ("two-max.idx", rawIDX([0xFFFF_FFFF, 0xFFFF_FFFF], data: [1]), ["4294967295"]),
+            ("2-to-the-64.idx", rawIDX([0x8000_0000, 0x8000_0000, 4]), ["2147483648"]),
+            ("late-overflow.idx", rawIDX([1, 1, 0xFFFF_FFFF, 0xFFFF_FFFF, 1]), ["4294967295"]),
+            // A product of exactly Int.max (7·7·73·127 · 337·92737 · 649657): adding the header overflows.
+            ("sum-overflow.idx", rawIDX([454_279, 31_252_369, 649_657]), ["454279"]),
+            // Products that fit but claim more bytes than the file has.
+            ("huge-claim.idx", rawIDX([0xFFFF_FFFF, 0xFF_FFFF], data: Array(repeating: 9, count: 10)), ["promises", "has 10"]),
+            ("one-short.idx", rawIDX([600, 28, 28], data: Array(repeating: 1, count: 600 * 28 * 28 - 1)), ["470400", "470399"]),
+            ("no-data.idx", rawIDX([2, 2]), ["promises 4", "has 0"]),
+            // Zero dimensions: no dimensions at all, or an empty one anywhere.
+            ("rank-zero.idx", rawIDX([]), ["0 dimensions"]),
+            ("zero-first.idx", rawIDX([0, 28, 28]), ["dimension 1 of 3 is 0"]),
+            ("zero-last.idx", rawIDX([5, 0]), ["dimension 2 of 2 is 0"]),
+            ("zero-with-data.idx", rawIDX([3, 0, 4], data: [1, 2]), ["dimension 2 of 3 is 0"]),
+        ]
+
+        @Test func headerDimensionsAreCheckedAgainstTheBytes() throws {
+            let dir = try TemporaryDirectory()
+            for bad in Self.lyingHeaders {
+                try writeBytes(bad.bytes, to: dir.file(bad.name))
+                expectUsage([dir.file(bad.name)] + bad.mentions) { try IDXImporter.read(dir.file(bad.name)) }
+            }
+            #expect(IDXImporter.elementCount([0xFFFF_FFFF, 0xFFFF_FFFF]) == nil)
+            #expect(IDXImporter.elementCount([1 << 31, 1 << 31, 2]) == nil)
+            #expect(IDXImporter.elementCount([1 << 31, 1 << 31]) == 1 << 62)
+            #expect(IDXImporter.elementCount([]) == 1)
+        }
+
+        /// Every file in `folder` (names only, "." and ".." left out).
+        static func entries(_ folder: String) -> [String] {
+            guard let d = opendir(folder) else { return [] }
+            defer { closedir(d) }
+            var names: [String] = []
+            while let entry = readdir(d) {
+                let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name != "." && name != ".." { names.append(name) }
+            }
+            return names.sorted()
+        }
+
+        /// A failed import leaves nothing: no `.tmp`, no output, no folder made for it, and an
+        /// output that was already there is untouched, whichever of the four files is bad.
+        @Test func aFailedImportLeavesNothingBehind() throws {
+            let dir = try TemporaryDirectory()
+            try writeBytes(Self.idx(shape: [3, 2, 4], data: Self.images), to: dir.file("x.idx"))
+            try writeBytes(Self.idx(shape: [3], data: Self.labels), to: dir.file("y.idx"))
+            for bad in Self.lyingHeaders + [("labels-of-4.idx", Self.idx(shape: [4], data: [0, 1, 2, 3]), ["give matching files"])] {
+                try writeBytes(bad.bytes, to: dir.file(bad.name))
+                for position in 0..<4 {
+                    var inputs = [dir.file("x.idx"), dir.file("y.idx"), dir.file("x.idx"), dir.file("y.idx")]
+                    inputs[position] = dir.file(bad.name)
+                    // Into a fresh folder (which must not remain) and over an existing output (which must stay).
+                    expectUsage([bad.name]) {
+                        try IDXImporter.importFiles(trainImages: inputs[0], trainLabels: inputs[1], testImages: inputs[2],
+                                                    testLabels: inputs[3], output: dir.file("new/deeper/d.h5"))
+                    }
+                    #expect(!fileExists(dir.file("new")), "\(bad.name) at \(position): a folder was left behind")
+                    try writeBytes([1, 2, 3], to: dir.file("old.h5"))
+                    expectUsage([bad.name]) {
+                        try IDXImporter.importFiles(trainImages: inputs[0], trainLabels: inputs[1], testImages: inputs[2],
+                                                    testLabels: inputs[3], output: dir.file("old.h5"))
+                    }
+                    #expect(try readBytes(dir.file("old.h5")) == [1, 2, 3], "\(bad.name) at \(position): the existing output changed")
+                }
+                unlink(dir.file(bad.name))
+                #expect(Self.entries(dir.path) == ["old.h5", "x.idx", "y.idx"], "\(bad.name): left \(Self.entries(dir.path))")
+            }
+            // Images of one dimension (a labels file given as images) are refused before anything is written.
+            try writeBytes(Self.idx(shape: [3], data: [0, 1, 2]), to: dir.file("flat.idx"))
+            expectUsage(["flat.idx", "at least 2 dimensions"]) {
+                try IDXImporter.importFiles(trainImages: dir.file("x.idx"), trainLabels: dir.file("y.idx"),
+                                            testImages: dir.file("flat.idx"), testLabels: dir.file("y.idx"), output: dir.file("new/d.h5"))
+            }
+            #expect(!fileExists(dir.file("new")))
+            unlink(dir.file("flat.idx"))
+            // An output under a file is a usage error too, and leaves nothing.
+            expectUsage(["x.idx", "not a folder", "--output"]) {
+                try IDXImporter.importFiles(trainImages: dir.file("x.idx"), trainLabels: dir.file("y.idx"),
+                                            testImages: dir.file("x.idx"), testLabels: dir.file("y.idx"), output: dir.file("x.idx/d.h5"))
+            }
+            // A failure after the .tmp file is written (here: the rename, onto a folder) removes it too.
+            mkdir(dir.file("folder.h5"), 0o755)
+            #expect(throws: LockstepError.self) {
+                try IDXImporter.importFiles(trainImages: dir.file("x.idx"), trainLabels: dir.file("y.idx"),
+                                            testImages: dir.file("x.idx"), testLabels: dir.file("y.idx"), output: dir.file("folder.h5"))
+            }
+            #expect(Self.entries(dir.path) == ["folder.h5", "old.h5", "x.idx", "y.idx"])
+            #expect(Self.entries(dir.file("folder.h5")).isEmpty)
+            // And a good import writes the output only, with no .tmp beside it.
+            let counts = try IDXImporter.importFiles(trainImages: dir.file("x.idx"), trainLabels: dir.file("y.idx"),
+                                                     testImages: dir.file("x.idx"), testLabels: dir.file("y.idx"), output: dir.file("made/d.h5"))
+            #expect(counts.train == 3 && counts.test == 3)
+            #expect(Self.entries(dir.file("made")) == ["d.h5"])
+            #expect(try HDF5File.open(dir.file("made/d.h5")).info("/test/x").shape == [3, 2, 4])
+        }
     }
 }

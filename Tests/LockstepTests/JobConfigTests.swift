@@ -279,6 +279,83 @@ import Lockstep
     @Test func loadReportsMissingFile() {
         expectUsage(["/nonexistent/job.toml"]) { try Job.load("/nonexistent/job.toml") }
     }
+
+    // MARK: encodings and float32 ranges (issue 13)
+
+    /// Byte sequences that are not UTF-8, each found at its first byte wherever it sits: a
+    /// Latin-1 letter, bytes UTF-8 never uses, a sequence cut short (mid-file and at the very
+    /// end), an overlong encoding, a UTF-16 surrogate, a code point past U+10FFFF, a stray
+    /// continuation byte.
+    static let notUTF8: [(bytes: [UInt8], first: String)] = [
+        ([0xE9], "0xe9"), ([0xFF], "0xff"), ([0xFE, 0xFF], "0xfe"), ([0xC3, 0x28], "0xc3"), ([0xE2, 0x82], "0xe2"),
+        ([0xC0, 0xAF], "0xc0"), ([0xED, 0xA0, 0x80], "0xed"), ([0xF4, 0x90, 0x80, 0x80], "0xf4"), ([0x80], "0x80"),
+    ]
+
+    @Test func jobFileThatIsNotUTF8IsASyntaxError() throws {
+        let dir = try TemporaryDirectory()
+        let good = Array(Self.minimal.utf8)
+        // Line 3 of `minimal` is "" and line 4 "[model]": put the bad bytes in a comment on line 3.
+        let lineStart = good.indices.filter { good[$0] == 10 }[1] + 1
+        for (bad, first) in Self.notUTF8 {
+            for (place, at, line) in [("comment", lineStart, 3), ("start", 0, 1), ("end", good.count, 11)] {
+                var bytes = good
+                let inserted: [UInt8] = place == "comment" ? Array("# caf".utf8) + bad + [10] : bad
+                bytes.insert(contentsOf: inserted, at: at)
+                let offset = at + (place == "comment" ? 5 : 0)
+                let path = dir.file("job.toml")
+                try writeBytes(bytes, to: path)
+                expectUsage(["\(path):\(line): not valid UTF-8 (byte \(first) at offset \(offset)): save the file as UTF-8"]) {
+                    try Job.load(path)
+                }
+                #expect(firstInvalidUTF8Offset(bytes) == offset, "\(bad) at the \(place)")
+            }
+        }
+        // Well-formed multi-byte text (2, 3 and 4 bytes, and a byte-order mark) loads as written.
+        let path = dir.file("utf8.toml")
+        try writeBytes([0xEF, 0xBB, 0xBF] + Array(Self.with("run", "name = \"café ✓ 𝄞\"").utf8), to: path)
+        #expect(try Job.load(path).run.name == "café ✓ 𝄞")
+        #expect(firstInvalidUTF8Offset(Array("café ✓ 𝄞".utf8)) == nil)
+        #expect(firstInvalidUTF8Offset([]) == nil)
+    }
+
+    /// Every rate-like value is a float in the trainer: one past float32's range is refused with
+    /// the key and the largest value, in the file and through --set alike, for every float key.
+    @Test(arguments: ["optimizer.lr", "optimizer.weight_decay", "schedule.power", "schedule.min_lr", "gsnr.eps", "run.stall_timeout"])
+    func valuesPastFloat32AreRefused(key: String) throws {
+        let largest = Double(Float.greatestFiniteMagnitude)
+        let justPast = largest.nextUp
+        for value in ["1e39", "3.5e38", "\(justPast)", "1.7976931348623157e308"] {
+            let expected = Double(value)!
+            expectUsage(["jobs/mlp.toml: \(key): \(expected) does not fit in float32 (largest 3.4e38): use a smaller value"]) {
+                try Self.parse(overrides: ["\(key)=\(value)"])
+            }
+        }
+        let (section, name) = (String(key.split(separator: ".")[0]), String(key.split(separator: ".")[1]))
+        let inFile = key == "optimizer.lr" ? Self.minimal.replacingOccurrences("lr = 0.1", "lr = 1e39") : Self.with(section, "\(name) = 1e39")
+        expectUsage(["\(key): 1e+39 does not fit in float32"]) { try Self.parse(inFile) }
+        // float32's largest value itself still fits (each of these keys has no smaller maximum).
+        #expect(throws: Never.self) { try Self.parse(overrides: ["\(key)=\(largest)"]) }
+    }
+
+    @Test func float32CheckKeepsTheOtherChecks() {
+        // A negative value past the range is first of all below the minimum; NaN and Inf are not finite.
+        expectUsage(["optimizer.lr", "at least 0"]) { try Self.parse(overrides: ["optimizer.lr=-1e39"]) }
+        expectUsage(["optimizer.lr", "finite"]) { try Self.parse(overrides: ["optimizer.lr=inf"]) }
+        expectUsage(["optimizer.momentum", "at most"]) { try Self.parse(overrides: ["optimizer.momentum=1e39"]) }
+    }
+
+    /// The other end of float32: a nonzero value that would round to 0 in the trainer (an eps of
+    /// 1e-50 becomes a division by 0) is refused for every float key; float32's smallest and 0 load.
+    @Test(arguments: ["optimizer.lr", "optimizer.weight_decay", "schedule.power", "schedule.min_lr", "gsnr.eps", "run.stall_timeout"])
+    func valuesThatWouldBeZeroInFloat32AreRefused(key: String) throws {
+        for value in ["1e-50", "5e-324", "\(Double(Float.leastNonzeroMagnitude) / 4)"] {
+            expectUsage(["jobs/mlp.toml: \(key): \(Double(value)!) is too small for float32 (it would be 0; smallest 1.4e-45): use 0 or a larger value"]) {
+                try Self.parse(overrides: ["\(key)=\(value)"])
+            }
+        }
+        #expect(throws: Never.self) { try Self.parse(overrides: ["\(key)=\(Double(Float.leastNonzeroMagnitude))"]) }
+        if key != "gsnr.eps" { #expect(throws: Never.self) { try Self.parse(overrides: ["\(key)=0"]) } }
+    }
 }
 
 extension String {

@@ -198,6 +198,61 @@ extension MultiRank {
                 try "not a folder".write(toFile: dir + "/blocker", atomically: true, encoding: .utf8)
                 return try job("run.out=\"\(dir)/blocker/run\"")(dir)
             }),
+            // Issue 13: sizes and encodings
+            // Counts past their bound are usage errors, never an overflow trap (100 × steps/2).
+            Case(name: "bench --steps past Int arithmetic", mentions: ["--steps", "1000000"], setup: { dir in
+                try ["bench", "--job"] + job()(dir).dropFirst() + ["--steps", "200000000000000000"]
+            }),
+            Case(name: "bench --steps one past the bound", mentions: ["--steps", "1000001"], setup: { dir in
+                try ["bench", "--job"] + job()(dir).dropFirst() + ["--steps", "1000001"]
+            }),
+            Case(name: "bench --passes past Int arithmetic", mentions: ["--passes", "100000"], setup: { dir in
+                try ["bench", "--job"] + job()(dir).dropFirst() + ["--passes", String(Int.max)]
+            }),
+            // A job file that is not UTF-8 (a Latin-1 "é" in a comment on line 1) is a syntax error, not replaced text.
+            Case(name: "job file that is not UTF-8", mentions: ["job.toml:1: not valid UTF-8 (byte 0xe9 at offset 5)", "save the file as UTF-8"],
+                 setup: { dir in
+                     let args = try job()(dir)
+                     let text = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/job.toml"))
+                     try (Data("# caf".utf8) + Data([0xE9, 0x0A]) + text).write(to: URL(fileURLWithPath: "\(dir)/job.toml"))
+                     return args
+                 }),
+            // Values the trainer turns into Float: past float32's range they would be Inf.
+            Case(name: "rate past float32", mentions: ["optimizer.lr", "1e+39 does not fit in float32", "smaller value"], setup: job("optimizer.lr=1e39")),
+            Case(name: "weight decay past float32 in the file", mentions: ["optimizer.weight_decay", "5e+38 does not fit in float32"],
+                 setup: jobText { $0.replacingOccurrences(of: "weight_decay = 1e-3", with: "weight_decay = 5e38") }),
+            // `lockstep import idx` of IDX images whose header dimensions overflow or lie (with good
+            // labels and test split) into an existing folder, which must stay as it was: no .tmp, no output.
+            Case(name: "import idx with overflowing dimensions", mentions: ["images.idx", "4294967295", "corrupt"], setup: { dir in
+                for (file, bytes) in [("images.idx", [0, 0, 8, 4] + [UInt8](repeating: 0xFF, count: 16) + [1, 2, 3]), ("labels.idx", [0, 0, 8, 1, 0, 0, 0, 2, 1, 0]),
+                                      ("good.idx", [0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 5, 5, 5, 5, 5, 5, 5, 5])] as [(String, [UInt8])] {
+                    try Data(bytes).write(to: URL(fileURLWithPath: "\(dir)/\(file)"))
+                }
+                try FileManager.default.createDirectory(atPath: dir + "/run", withIntermediateDirectories: true)
+                try "an earlier file".write(toFile: dir + "/run/notes.txt", atomically: true, encoding: .utf8)
+                return ["import", "idx", "--train-images", "\(dir)/images.idx", "--train-labels", "\(dir)/labels.idx",
+                        "--test-images", "\(dir)/good.idx", "--test-labels", "\(dir)/labels.idx", "-o", "\(dir)/run/data.h5"]
+            }),
+            Case(name: "import idx whose header claims more than the file has", mentions: ["images.idx", "promises 47040000 bytes", "has 100"], setup: { dir in
+                for (file, bytes) in [("images.idx", [0, 0, 8, 3, 0, 0, 0xEA, 0x60, 0, 0, 0, 28, 0, 0, 0, 28] + [UInt8](repeating: 7, count: 100)), ("labels.idx", [0, 0, 8, 1, 0, 0, 0, 2, 1, 0]),
+                                      ("good.idx", [0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 5, 5, 5, 5, 5, 5, 5, 5])] as [(String, [UInt8])] {
+                    try Data(bytes).write(to: URL(fileURLWithPath: "\(dir)/\(file)"))
+                }
+                try FileManager.default.createDirectory(atPath: dir + "/run", withIntermediateDirectories: true)
+                try "an earlier file".write(toFile: dir + "/run/notes.txt", atomically: true, encoding: .utf8)
+                return ["import", "idx", "--train-images", "\(dir)/images.idx", "--train-labels", "\(dir)/labels.idx",
+                        "--test-images", "\(dir)/good.idx", "--test-labels", "\(dir)/labels.idx", "-o", "\(dir)/run/data.h5"]
+            }),
+            Case(name: "import idx with a zero dimension", mentions: ["images.idx", "dimension 2 of 3 is 0"], setup: { dir in
+                for (file, bytes) in [("images.idx", [0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 28]), ("labels.idx", [0, 0, 8, 1, 0, 0, 0, 2, 1, 0]),
+                                      ("good.idx", [0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 2, 5, 5, 5, 5, 5, 5, 5, 5])] as [(String, [UInt8])] {
+                    try Data(bytes).write(to: URL(fileURLWithPath: "\(dir)/\(file)"))
+                }
+                try FileManager.default.createDirectory(atPath: dir + "/run", withIntermediateDirectories: true)
+                try "an earlier file".write(toFile: dir + "/run/notes.txt", atomically: true, encoding: .utf8)
+                return ["import", "idx", "--train-images", "\(dir)/images.idx", "--train-labels", "\(dir)/labels.idx",
+                        "--test-images", "\(dir)/good.idx", "--test-labels", "\(dir)/labels.idx", "-o", "\(dir)/run/data.h5"]
+            }),
         ]
 
         /// Every file under `folder` with its bytes.

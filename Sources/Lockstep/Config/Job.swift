@@ -85,12 +85,18 @@ public struct Job: Equatable, Sendable {
         return try Job(TOMLReader(table, source: source), defaultName: Self.stem(of: source))
     }
 
-    /// Reads the job file at `path`.
+    /// Reads the job file at `path`, which must be UTF-8 (TOML's encoding): a byte that is not
+    /// is a syntax error at its line, never a replacement character in a value.
     public static func load(_ path: String, overrides: [String] = []) throws -> Job {
-        guard let text = readTextFile(path) else {
+        switch readUTF8File(path) {
+        case .unreadable:
             throw LockstepError.usage("\(path): no such readable job file")
+        case .invalid(let byte, let offset, let line):
+            let hex = String(byte, radix: 16)
+            throw LockstepError.usage("\(path):\(line): not valid UTF-8 (byte 0x\(hex.count < 2 ? "0" + hex : hex) at offset \(offset)): save the file as UTF-8")
+        case .text(let text):
+            return try parse(text, source: path, overrides: overrides)
         }
-        return try parse(text, source: path, overrides: overrides)
     }
 
     private init(_ root: TOMLReader, defaultName: String) throws {

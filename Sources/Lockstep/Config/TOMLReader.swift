@@ -82,6 +82,14 @@ public final class TOMLReader {
         guard d.isFinite else { throw fail(name, "must be a finite number, got \(d)") }
         if let min, d < min { throw fail(name, "must be at least \(min), got \(d)") }
         if let max, d > max { throw fail(name, "must be at most \(max), got \(d)") }
+        // The trainer computes in Float: a larger magnitude would become ±Inf there.
+        guard abs(d) <= Double(Float.greatestFiniteMagnitude) else {
+            throw fail(name, "\(d) does not fit in float32 (largest 3.4e38): use a smaller value")
+        }
+        // ... and a nonzero one too small for Float would silently become 0 (an eps of 0).
+        guard d == 0 || Float(d) != 0 else {
+            throw fail(name, "\(d) is too small for float32 (it would be 0; smallest 1.4e-45): use 0 or a larger value")
+        }
         return d
     }
 

@@ -36,6 +36,73 @@ public func makeDirectories(_ path: String) throws {
     }
 }
 
+/// Creates `path` and its missing parents (mkdir -p) and returns the folders it created,
+/// outermost first, for `removeDirectories` when what was to go in them fails. `hint` ends the
+/// message when a folder cannot be made, e.g. "choose a writable --output".
+public func makeMissingDirectories(_ path: String, hint: String) throws -> [String] {
+    var created: [String] = []
+    var prefix = path.hasPrefix("/") ? "/" : ""
+    for part in path.split(separator: "/") {
+        prefix += part + "/"
+        if mkdir(prefix, 0o755) == 0 {
+            created.append(prefix)
+        } else if errno != EEXIST {
+            let why = String(cString: strerror(errno))
+            removeDirectories(created)
+            throw LockstepError.usage("cannot create folder \(prefix): \(why); \(hint)")
+        }
+    }
+    var status = stat()
+    guard stat(path, &status) == 0, status.st_mode & S_IFMT == S_IFDIR else {
+        removeDirectories(created)
+        throw LockstepError.usage("\(path) is not a folder: \(hint)")
+    }
+    guard access(path, W_OK) == 0 else {
+        removeDirectories(created)
+        throw LockstepError.usage("\(path) is not writable: \(hint)")
+    }
+    return created
+}
+
+/// Removes `folders` (from `makeMissingDirectories`), innermost first; only empty ones go.
+public func removeDirectories(_ folders: [String]) {
+    for folder in folders.reversed() { rmdir(folder) }
+}
+
+/// The byte offset of the first byte that does not begin a well-formed UTF-8 sequence, or nil
+/// when all of `bytes` is UTF-8.
+public func firstInvalidUTF8Offset(_ bytes: [UInt8]) -> Int? {
+    var parser = Unicode.UTF8.ForwardParser()
+    var iterator = bytes.makeIterator()
+    var offset = 0
+    while true {
+        switch parser.parseScalar(from: &iterator) {
+        case .valid(let scalar): offset += scalar.count
+        case .emptyInput: return nil
+        case .error: return offset
+        }
+    }
+}
+
+/// A text file that must be UTF-8 (a job file).
+public enum UTF8FileRead {
+    case text(String)
+    /// The file could not be read.
+    case unreadable
+    /// Not UTF-8: the first bad byte, its offset and its line (from 1).
+    case invalid(byte: UInt8, offset: Int, line: Int)
+}
+
+/// Reads `path` as strict UTF-8: invalid bytes are reported, never replaced.
+public func readUTF8File(_ path: String) -> UTF8FileRead {
+    guard let bytes = readFileBytes(path) else { return .unreadable }
+    if let offset = firstInvalidUTF8Offset(bytes) {
+        let line = 1 + bytes[..<offset].reduce(0) { $0 + ($1 == 10 ? 1 : 0) }
+        return .invalid(byte: bytes[offset], offset: offset, line: line)
+    }
+    return .text(String(decoding: bytes, as: UTF8.self))
+}
+
 public func fileExists(_ path: String) -> Bool { access(path, F_OK) == 0 }
 
 /// A text file opened for appending whole lines (metrics.jsonl).
