@@ -90,6 +90,12 @@ extension MultiRank {
             { $0.replacingOccurrences(of: "lr = 0.1\nmomentum = 0.9\nweight_decay = 1e-3", with: section) }
         }
 
+        /// The data file of the run a checkpoint belongs to (`<dir>/run/checkpoints/step-N.h5` → `<dir>/data.h5`).
+        static func dataFile(of checkpoint: String) -> String {
+            URL(fileURLWithPath: checkpoint).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("data.h5").path
+        }
+
         /// Runs a python3 script (h5py: python3-h5py, which scripts/test installs) with `args`.
         static func python(_ script: String, _ args: String...) throws {
             let process = Process()
@@ -188,7 +194,7 @@ extension MultiRank {
             })),
             Case(name: "checkpoint of another model", mentions: ["different model"],
                  setup: existingRun(edit: { $0.replacingOccurrences(of: "{ units = 32 }", with: "{ units = 33 }") })),
-            Case(name: "checkpoint of another optimizer", mentions: ["optimizer state", "same optimizer settings"],
+            Case(name: "checkpoint of another optimizer", mentions: ["optimizer.name", "\"sgd\" in the checkpoint", "\"adam\" in the job"],
                  setup: existingRun(edit: optimizer("name = \"adam\"\nlr = 0.01"))),
             Case(name: "checkpoint format version from the future", mentions: ["format version 99"], setup: existingRun(then: { newest in
                 try python("import h5py, numpy, sys\nwith h5py.File(sys.argv[1], 'r+') as f: f.attrs['format_version'] = numpy.int64(99)", newest)
@@ -253,6 +259,63 @@ extension MultiRank {
                 return ["import", "idx", "--train-images", "\(dir)/images.idx", "--train-labels", "\(dir)/labels.idx",
                         "--test-images", "\(dir)/good.idx", "--test-labels", "\(dir)/labels.idx", "-o", "\(dir)/run/data.h5"]
             }),
+            // Issue 13: run directories, data and model sizes, run lengths.
+            Case(name: "empty run.out", mentions: ["run.out is empty"], setup: job("run.out=\"\"")),
+            Case(name: "root run.out", mentions: ["root folder", "run.out"], setup: job("run.out=\"/./\"")),
+            Case(name: "zero-width features", mentions: ["[600, 0]", "no features"],
+                 setup: data { try writeSplits($0, trainX: [], trainXShape: [600, 0]) }),
+            Case(name: "dataset larger than memory", mentions: ["/train/x", "memory available", "smaller file"], setup: { dir in
+                // Declared, never written: HDF5 allocates a contiguous dataset's storage late.
+                try python("""
+                    import h5py, numpy, sys
+                    with h5py.File(sys.argv[1], "w") as f:
+                        f.create_dataset("train/x", shape=(2**36, 64), dtype="f4")
+                        f.create_dataset("train/y", shape=(2**36,), dtype="i8")
+                        f["test/x"] = numpy.zeros((10, 64), "f4"); f["test/y"] = numpy.zeros(10, "i8")
+                    """, dir + "/data.h5")
+                try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run")
+                return ["train", "\(dir)/job.toml"]
+            }),
+            Case(name: "declared shape whose element count overflows", mentions: ["/train/x", "more elements than this machine can address"], setup: { dir in
+                try python("""
+                    import h5py, numpy, sys
+                    with h5py.File(sys.argv[1], "w") as f:
+                        f.create_dataset("train/x", shape=(2**40, 2**40, 2**40), dtype="u1", chunks=(1, 1, 1))
+                        f.create_dataset("train/y", shape=(2**40,), dtype="i8", chunks=(1,))
+                        f["test/x"] = numpy.zeros((10, 4, 4), "u1"); f["test/y"] = numpy.zeros(10, "i8")
+                    """, dir + "/data.h5")
+                try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run")
+                return ["train", "\(dir)/job.toml"]
+            }),
+            Case(name: "a model larger than memory", mentions: ["model.layers.0", "memory available", "fewer units"],
+                 setup: job("model.layers=[{units=1000000000},{units=4}]")),
+            Case(name: "a layer no Int can count", mentions: ["model.layers.1", "more parameters than this machine can address"],
+                 setup: job("model.layers=[{units=4000000000},{units=4000000000},{units=4}]")),
+            Case(name: "run length past Int", mentions: ["run.epochs", "steps"],
+                 setup: jobText { $0.replacingOccurrences(of: "steps = 30\n", with: "epochs = 9223372036854775807\n") }),
+            Case(name: "more GSNR groups than any Int", mentions: ["gsnr.groups_per_rank", "more groups"],
+                 setup: job("gsnr.enabled=true", "gsnr.groups_per_rank=9223372036854775807")),
+            // Issue 13: the resume contract (docs/checkpoints.md). The 20-step run had batch 24, seed 3, 600 samples.
+            Case(name: "resume with another batch", mentions: ["batch.global", "24 in the checkpoint", "48 in the job", "data order"],
+                 setup: existingRun(edit: { $0.replacingOccurrences(of: "global = 24", with: "global = 48") })),
+            Case(name: "resume with another seed", mentions: ["run.seed", "3 in the checkpoint", "4 in the job"],
+                 setup: existingRun(edit: { $0.replacingOccurrences(of: "seed = 3", with: "seed = 4") })),
+            Case(name: "resume with another activation", mentions: ["model.layers.0", "identity"],
+                 setup: existingRun(edit: { $0.replacingOccurrences(of: "{ units = 32 }", with: "{ units = 32, activation = \"identity\" }") })),
+            Case(name: "resume on a data file with fewer samples", mentions: ["600 training samples", "has 500"], setup: existingRun(then: { newest in
+                try Scratch.dataset(at: dataFile(of: newest), train: 500)
+            })),
+            Case(name: "resume on a data file with other samples", mentions: ["content fingerprint"], setup: existingRun(then: { newest in
+                try Scratch.dataset(at: dataFile(of: newest), seed: 8)
+            })),
+            Case(name: "resume past the run's length", mentions: ["at step 20", "past this job's 10 steps", "run.steps"],
+                 setup: existingRun(edit: { $0.replacingOccurrences(of: "steps = 20", with: "steps = 10") })),
+            Case(name: "checkpoint with a tampered step", mentions: ["checksum mismatch", "delete or move aside", "step-00000010.h5"], setup: existingRun(then: { newest in
+                try python("import h5py, numpy, sys\nwith h5py.File(sys.argv[1], 'r+') as f: f.attrs['step'] = numpy.int64(7)", newest)
+            })),
+            Case(name: "checkpoint with a tampered epoch step", mentions: ["checksum mismatch"], setup: existingRun(then: { newest in
+                try python("import h5py, numpy, sys\nwith h5py.File(sys.argv[1], 'r+') as f: f.attrs['epoch_step'] = numpy.int64(-5)", newest)
+            })),
         ]
 
         /// Every file under `folder` with its bytes.

@@ -20,9 +20,9 @@ extension MultiRank {
 
         /// Losses and model within 1e-3 relative; the L-BFGS history within `history` (nil: not compared).
         static func expectAgree(_ a: ([(Int, Double)], [String: [Float]]), _ b: ([(Int, Double)], [String: [Float]]),
-                                _ what: String, history: Double?) {
+                                _ what: String, history: Double?, lossFloor: Double = 0) {
             let model = { (run: ([(Int, Double)], [String: [Float]])) in (run.0, run.1.filter { $0.key.hasPrefix("/model/") }) }
-            OptimizerInvariance.expectClose(model(a), model(b), tolerance: 1e-3, what)
+            OptimizerInvariance.expectClose(model(a), model(b), tolerance: 1e-3, what, lossFloor: lossFloor)
             guard let history else { return }
             for (path, values) in a.1 where path.hasPrefix("/optimizer/") {
                 #expect(relativeDifference(values, b.1[path] ?? []) <= history, "\(what) \(path)")
@@ -80,7 +80,10 @@ extension MultiRank {
             let three = try OptimizerInvariance.train(dir, "three", ranks: 3, optimizer: optimizer, extra: ["--set", "batch.global=full"])
             // The model only: late in this near-converged run the history's y = Δg is a difference
             // of tiny gradients, dominated by rounding, so its relative error says nothing.
-            Self.expectAgree(one, three, "full batch 1 vs 3 ranks", history: nil)
+            // The losses too fall to ~2e-4 of the first: there an absolute 1e-6 of the first loss
+            // (float32 rounding of sums of ~1) is the meaningful bound, not 1e-3 of the loss itself
+            // (on an AMD EPYC's OpenBLAS kernels the last steps differ by 2.3e-7 on a 2.1e-4 loss).
+            Self.expectAgree(one, three, "full batch 1 vs 3 ranks", history: nil, lossFloor: 1e-6 * (one.0.first?.1 ?? 0))
             let lines = try Scratch.metrics("\(dir)/three").filter { $0["batch"] != nil }
             #expect(lines.allSatisfy { $0["batch"] as! Int == 601 })
             #expect(lines.last!["epoch"] as! Int == 29, "one step per epoch")

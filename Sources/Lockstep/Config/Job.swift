@@ -269,7 +269,10 @@ public struct Job: Equatable, Sendable {
                 throw LockstepError.usage("batch.micro = \(micro) does not divide the per-rank share \(share) of \(which) over \(worldSize) ranks: use a divisor of \(share)")
             }
             if let gsnr {
-                let groups = worldSize * gsnr.groupsPerRank
+                let (groups, overflow) = worldSize.multipliedReportingOverflow(by: gsnr.groupsPerRank)
+                guard !overflow, groups <= share * worldSize else {
+                    throw LockstepError.usage("gsnr.groups_per_rank = \(gsnr.groupsPerRank) is more groups than the \(share) samples per rank of \(which): use a divisor of \(share)")
+                }
                 guard groups >= 2 else {
                     throw LockstepError.usage("gsnr.groups_per_rank = \(gsnr.groupsPerRank) on \(worldSize) rank(s) gives \(groups) gradient group; GSNR needs at least 2 gradient groups: set gsnr.groups_per_rank = 2 or more, or run on more ranks")
                 }
