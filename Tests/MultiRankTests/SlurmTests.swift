@@ -3,7 +3,8 @@
 // its end; a job that SLURM signals as --signal=B:USR1 does before a time limit, which
 // checkpoints, requeues itself and resumes to exactly the parameters of a run never stopped;
 // a job whose mpirun itself gets SIGTERM or SIGINT (mpirun then exits 1), which still requeues;
-// and a job array over seeds summarised by slurm/collect. No SLURM is a failure, not a skip.
+// an array task that requeues itself alone, not the whole array; and a job array over seeds
+// summarised by slurm/collect. No SLURM is a failure, not a skip.
 
 import Foundation
 import Lockstep
@@ -313,6 +314,101 @@ extension MultiRank {
             // Each run's status file is read and removed.
             let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasPrefix(".lockstep-exit") }
             #expect(left.isEmpty, "left in the submit folder: \(left)")
+        }
+
+        /// A job array (seeds.sbatch, 3 tasks of one rank) where the task whose job id is the
+        /// array's own (SLURM gives it to the task started last, here task 3) checkpoints on SIGUSR1
+        /// and requeues: only that task runs again. Requeueing the bare id would requeue the whole
+        /// array: task 1, finished, would run again, and task 2, running, would be killed.
+        /// Afterwards a plain `scancel` of task 2 cancels it for good (the script does not requeue
+        /// a job SLURM is cancelling, though its ranks exit 75 with a checkpoint).
+        @Test func arrayTaskRequeuesOnlyItself() throws {
+            try Self.requireSlurm()
+            let dir = try Scratch.folder("slurm-array")
+            try Scratch.dataset(at: dir + "/data.h5", train: 6000)
+            try Scratch.job(at: dir + "/array.toml", data: dir + "/data.h5", out: dir + "/unused", steps: 40)
+            // Task 1 ends at once; task 2 runs until cancelled (no checkpoints but the one its cancel
+            // writes); task 3 runs until signalled (SIGUSR1 reaches the ranks within milliseconds;
+            // steps take tens of µs, so 100000 last seconds) and then resumes to its end.
+            let steps = [1: 40, 2: 100_000_000, 3: 100_000]
+            // seeds.sbatch runs the same job for every task, so the binary it is given adds each
+            // task's settings (exec: the rank is lockstep itself, as without the wrapper).
+            let binary = dir + "/lockstep-per-task"
+            try """
+            #!/usr/bin/env bash
+            set -euo pipefail
+            case "$SLURM_ARRAY_TASK_ID" in
+              1) extra=(--set run.steps=\(steps[1]!)) ;;
+              2) extra=(--set run.steps=\(steps[2]!) --set run.checkpoint_every=\(steps[2]!)) ;;
+              3) extra=(--set run.steps=\(steps[3]!)) ;;
+              *) echo "lockstep-per-task: no settings for task $SLURM_ARRAY_TASK_ID" >&2; exit 2 ;;
+            esac
+            exec \(Launcher.binary) "$@" "${extra[@]}"
+
+            """.write(toFile: binary, atomically: true, encoding: .utf8)
+            chmod(binary, 0o755)
+            let sets = ["--set", "run.log_every=5000", "--set", "run.checkpoint_every=5000", "--set", "run.eval_every=50000"]
+            // --ntasks-per-node=1 as well: seeds.sbatch asks for 2 per node, and a task that needs 2
+            // free cores would wait for task 2 to end instead of starting beside it.
+            let array = try Self.sbatch("seeds.sbatch", [dir + "/array.toml"] + sets,
+                                        options: ["--array=1-3", "--nodes=1", "--ntasks=1", "--ntasks-per-node=1", "--time=5", "--job-name=lockstep-array"],
+                                        in: dir, export: ",LOCKSTEP_SLURM_DIR=\(Launcher.packageRoot.path)/slurm", binary: binary)
+            let task = { (i: Int) in "\(array)_\(i)" }
+            let run = { (i: Int) in "\(dir)/runs/array-seed\(i)" }
+            let cancel = { _ = try? Self.shell(["scancel", String(array)], in: dir, timeout: 15) }
+            let logs = { (1...3).map { "slurm-\(task($0)).out:\n\(Self.log(task($0), in: dir))\n\(Self.log(task($0), in: dir, "err"))" }.joined(separator: "\n") }
+            let state = { (i: Int) in try Self.job(task(i), in: dir)["JobState"] ?? "?" }
+
+            // 1 finished, 2 training, 3 training: SLURM starts 3 when a core is free.
+            try Self.waitUntil("task 1 of array \(array) ending", timeout: 40, context: logs, cleanUp: cancel) {
+                Self.endStates.contains(try state(1))
+            }
+            try Self.waitUntil("tasks 2 and 3 of array \(array) training", timeout: 40, context: logs, cleanUp: cancel) {
+                Self.log(task(2), in: dir).contains("step 5000/") && Self.newestCheckpointStep(run(3)) != nil
+            }
+            let before = try (1...3).map { try Self.job(task($0), in: dir) }
+            guard before[0]["JobState"] == "COMPLETED", before[1]["JobState"] == "RUNNING", before[2]["JobState"] == "RUNNING",
+                  before[2]["JobId"] == String(array), before[0]["JobId"] != String(array), before[1]["JobId"] != String(array) else {
+                cancel()
+                let seen = before.map { "task \($0["ArrayTaskId"] ?? "?"): JobId=\($0["JobId"] ?? "?") \($0["JobState"] ?? "?")" }
+                Issue.record("expected task 1 COMPLETED, 2 and 3 RUNNING, and task 3's job id the array's (\(array)); got \(seen.joined(separator: ", "))\n\(logs())")
+                return
+            }
+
+            // --batch: the batch shell alone, as --signal=B:USR1 does before a time limit.
+            let signal = try Self.shell(["scancel", "--signal=USR1", "--batch", task(3)], in: dir, timeout: 15)
+            #expect(signal.code == 0, "scancel: \(signal.output)")
+            let third: [String: String]
+            do { third = try Self.waitForEnd(task(3), in: dir, timeout: 60) } catch { cancel(); throw error }
+            let out3 = Self.log(task(3), in: dir)
+            #expect(third["JobState"] == "COMPLETED" && third["ExitCode"] == "0:0" && third["Restarts"] == "1",
+                    "task 3: \(third["JobState"] ?? "?") \(third["ExitCode"] ?? "?") Restarts=\(third["Restarts"] ?? "?")\n\(logs())")
+            let stopped = out3.firstMatch(of: /stopped by SIGUSR1 after step (\d+) of/).flatMap { Int($0.1) }
+            let resumed = out3.firstMatch(of: /resumed at step (\d+)/).flatMap { Int($0.1) }
+            #expect(stopped != nil && stopped == resumed && stopped! < steps[3]!,
+                    "stopped at \(String(describing: stopped)), resumed at \(String(describing: resumed)):\n\(out3)")
+            #expect(out3.contains("requeueing job \(task(3))") && Self.runs(1, in: out3) == 1 && Self.runs(2, in: out3) == 1
+                    && out3.contains("done: \(steps[3]!) steps"), "\(out3)")
+
+            // Task 1 did not run again; task 2 is the same run as before the requeue.
+            let first = try Self.job(task(1), in: dir), second = try Self.job(task(2), in: dir)
+            let out1 = Self.log(task(1), in: dir), out2 = Self.log(task(2), in: dir)
+            #expect(first["JobState"] == "COMPLETED" && first["Restarts"] == "0" && Self.runs(2, in: out1) == 0
+                    && out1.matches(of: /done: 40 steps/).count == 1,
+                    "task 1 must not run again: \(first["JobState"] ?? "?") Restarts=\(first["Restarts"] ?? "?")\n\(out1)")
+            #expect(second["JobState"] == "RUNNING" && second["Restarts"] == "0" && second["StartTime"] == before[1]["StartTime"]
+                    && Self.runs(2, in: out2) == 0,
+                    "task 2 must still be its first run: \(second["JobState"] ?? "?") Restarts=\(second["Restarts"] ?? "?") StartTime \(before[1]["StartTime"] ?? "?") → \(second["StartTime"] ?? "?")\n\(out2)")
+
+            // A user's cancel of task 2 stays a cancel.
+            _ = try Self.shell(["scancel", task(2)], in: dir, timeout: 15)
+            let cancelled: [String: String]
+            do { cancelled = try Self.waitForEnd(task(2), in: dir, timeout: 30) } catch { cancel(); throw error }
+            // The script's own word that it did not requeue (written before the job could end).
+            let out2End = Self.log(task(2), in: dir)
+            #expect(cancelled["JobState"] == "CANCELLED" && cancelled["Restarts"] == "0" && out2End.contains("so it is not requeued")
+                    && !out2End.contains("requeueing job"),
+                    "task 2 after scancel: \(cancelled["JobState"] ?? "?") Restarts=\(cancelled["Restarts"] ?? "?")\n\(out2End)")
         }
 
         /// A job array over seeds 1–3 (one rank each): runs/<job>-seed<i> with run.seed = i, and
