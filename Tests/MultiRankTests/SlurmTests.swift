@@ -209,12 +209,13 @@ extension MultiRank {
         /// never stopped ends.
         @Test func usr1ToTheBatchShellCheckpointsRequeuesAndResumes() throws {
             try Self.requireSlurm()
-            let steps = 20_000
+            // Long enough for the signal to arrive mid-run: steps take tens of µs (20000 were done in
+            // 0.5 s on 2 idle cores, before scancel's SIGUSR1 got there), so 100000 last seconds.
+            let steps = 100_000
             let dir = try Scratch.folder("slurm-requeue")
             try Scratch.dataset(at: dir + "/data.h5", train: 6000)
             try Scratch.job(at: dir + "/job.toml", data: dir + "/data.h5", out: dir + "/run", steps: steps)
-            // Long enough (a second or more of training) for the signal to arrive mid-run; quiet logs.
-            let sets = ["--set", "run.log_every=1000", "--set", "run.checkpoint_every=1000", "--set", "run.eval_every=10000"]
+            let sets = ["--set", "run.log_every=5000", "--set", "run.checkpoint_every=5000", "--set", "run.eval_every=50000"]
             let id = try Self.sbatch("train.sbatch", [dir + "/job.toml"] + sets,
                                      options: ["--nodes=1", "--ntasks=2", "--time=5", "--job-name=lockstep-requeue"], in: dir)
 
