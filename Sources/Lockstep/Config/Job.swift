@@ -75,6 +75,7 @@ public struct Job: Equatable, Sendable {
     public static func parse(_ text: String, source: String, overrides: [String] = []) throws -> Job {
         let table: TOMLTable
         do {
+            try TOMLGuard.check(text, source: source)
             table = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
             throw LockstepError.usage("\(source):\(error.source.begin.line):\(error.source.begin.column): TOML syntax error: \(error.description)")

@@ -30,7 +30,9 @@ enum Overrides {
     }
 
     private static func parseValue(_ text: String) -> TOMLValueConvertible {
-        if let parsed = try? TOMLTable(string: "v = " + text), let v = parsed["v"] { return v }
+        // Text toml++ would abort on is no TOML value: it stays a plain string (TOMLGuard).
+        if (try? TOMLGuard.check("v = " + text, source: "--set")) != nil,
+           let parsed = try? TOMLTable(string: "v = " + text), let v = parsed["v"] { return v }
         return text
     }
 }

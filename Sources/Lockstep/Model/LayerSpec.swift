@@ -70,7 +70,11 @@ public struct LayerSpec: Equatable, Sendable {
         default:
             throw LockstepError.usage("\(key).type: \"\(type)\" needs an image input ([H, W] or [C, H, W]) but \(previous) has shape \(shape): use image data or put the \(type) layer before any dense layer")
         }
-        let side = min(image.height, image.width) + 2 * padding
+        let (twice, o1) = padding.multipliedReportingOverflow(by: 2)
+        let (side, o2) = min(image.height, image.width).addingReportingOverflow(twice)
+        guard !o1 && !o2 else {
+            throw LockstepError.usage("\(key).padding: \(padding) is larger than any image: use at most \(kernel / 2) and a kernel that fits \(previous) (shape \(shape))")
+        }
         guard kernel <= side else {
             let padded = padding > 0 ? " with padding \(padding)" : ""
             throw LockstepError.usage("\(key).kernel: \(kernel) is larger than its \(image.height)×\(image.width) input\(padded) (\(previous) has shape \(shape)): use a kernel of at most \(side)\(type == "conv2d" ? " or more padding" : "")")

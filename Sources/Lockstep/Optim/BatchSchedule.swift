@@ -30,7 +30,9 @@ public struct BatchSchedule: Equatable, Sendable {
                 b *= growth
             }
         }
-        b += offset
+        // Past Int: larger than any data set, which Job.validate reports.
+        let (sum, overflow) = b.addingReportingOverflow(offset)
+        b = overflow ? Int.max : sum
         if let cap = maxBatch { b = min(b, cap) }
         return b
     }

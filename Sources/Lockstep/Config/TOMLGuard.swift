@@ -1,0 +1,75 @@
+// Text that TOMLKit's toml++ (0.6.0, built with its assertions on) would abort on instead of
+// reporting a syntax error, found by the fuzzer (docs/fuzzing.md, T1 and T2): a table header
+// whose first character is neither a key character nor a quote (`[#model]`), and a `}` where an
+// array expects a value (`a = [}`, `[{ units = 8 }, }]`). Caught here, before toml++ sees it,
+// as the syntax errors they are. Strings and comments are skipped, so valid TOML is never refused.
+
+enum TOMLGuard {
+    /// Throws "SOURCE:LINE:COLUMN: TOML syntax error: ..." for either pattern.
+    static func check(_ text: String, source: String) throws {
+        var line = 1, column = 0
+        var quote: UInt8?            // inside "..." or '...'
+        var multiline = false        // inside """...""" or '''...'''
+        var escaped = false
+        var inComment = false
+        var previous: UInt8 = 0x0A   // the last significant byte (blanks, newlines, comments aside)
+        var atLineStart = true       // nothing but blanks so far on this line
+        var bytes = Array(text.utf8)[...]
+        func fail(_ what: String) -> LockstepError {
+            .usage("\(source):\(line):\(column): TOML syntax error: \(what)")
+        }
+        func triple(_ q: UInt8) -> Bool { bytes.prefix(2).elementsEqual([q, q]) }
+        while let c = bytes.popFirst() {
+            column += 1
+            if c == 0x0A {
+                (line, column, inComment, atLineStart) = (line + 1, 0, false, true)
+                if !multiline { (quote, escaped) = (nil, false) }
+                continue
+            }
+            if inComment { continue }
+            if let q = quote {
+                if escaped {
+                    escaped = false
+                } else if c == UInt8(ascii: "\\") && q == UInt8(ascii: "\"") {
+                    escaped = true
+                } else if c == q && (!multiline || triple(q)) {
+                    if multiline { bytes = bytes.dropFirst(2) }
+                    (quote, multiline) = (nil, false)
+                }
+                previous = c
+                continue
+            }
+            switch c {
+            case 0x20, 0x09, 0x0D:
+                continue
+            case UInt8(ascii: "#"):
+                inComment = true
+                continue
+            case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                quote = c
+                if triple(c) { multiline = true; bytes = bytes.dropFirst(2) }
+            case UInt8(ascii: "[") where atLineStart:
+                // A table header: after `[` or `[[` and blanks, a key must start.
+                var rest = bytes
+                if rest.first == UInt8(ascii: "[") { rest = rest.dropFirst() }
+                rest = rest.drop { $0 == 0x20 || $0 == 0x09 }
+                if let k = rest.first, !Self.startsKey(k) {
+                    throw fail("a table header must start with a key, not \"\(String(decoding: [k], as: UTF8.self))\"")
+                }
+                if rest.isEmpty { throw fail("unterminated table header") }
+            case UInt8(ascii: "}") where previous == UInt8(ascii: "[") || previous == UInt8(ascii: ","):
+                throw fail("\"}\" where an array expects a value")
+            default:
+                break
+            }
+            atLineStart = false
+            previous = c
+        }
+    }
+
+    private static func startsKey(_ c: UInt8) -> Bool {
+        (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39)
+            || c == UInt8(ascii: "_") || c == UInt8(ascii: "-") || c == UInt8(ascii: "\"") || c == UInt8(ascii: "'")
+            || c == UInt8(ascii: "]") || c >= 0x80
+    }
+}
