@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "lockstep", targets: ["lockstep-cli"]),
         .library(name: "Lockstep", targets: ["Lockstep"]),
+        .executable(name: "lockstep-fuzz", targets: ["lockstep-fuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -37,5 +38,8 @@ let package = Package(
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .testTarget(name: "AllocationTests", dependencies: ["Lockstep", "AllocationCounter"]),
         .testTarget(name: "MultiRankTests", dependencies: ["Lockstep", "lockstep-cli"]),
+        // Fuzz targets (docs/fuzzing.md): a replay tool here; libFuzzer's driver when scripts/fuzz
+        // builds it with -sanitize=fuzzer,address -DLOCKSTEP_LIBFUZZER into .build-fuzz.
+        .executableTarget(name: "lockstep-fuzz", dependencies: ["Lockstep", "CHDF5"]),
     ]
 )
