@@ -55,10 +55,10 @@ enum JobTarget {
         try job.validate(worldSize: ranks, trainSamples: samples)
 
         // Step 3 and the loop's bookkeeping.
-        let total = job.totalSteps(trainSamples: samples)
-        let largest = job.largestBatch(trainSamples: samples)
+        let total = try job.totalSteps(trainSamples: samples)
+        let largest = try job.largestBatch(trainSamples: samples)
         let stepsPerEpoch = EpochOrder.stepsPerEpoch(samples: samples, globalBatch: job.batch.global)
-        let schedule = job.learningRateSchedule(trainSamples: samples)
+        let schedule = try job.learningRateSchedule(trainSamples: samples)
         for step in Set([0, schedule.warmupSteps, total / 2, max(total - 1, 0)]) {
             let lr = schedule.lr(step: step, batch: job.batch.global)
             // The optimizers apply it in float32.
@@ -70,7 +70,9 @@ enum JobTarget {
             finding("optimizer.weight_decay = \(decay) of a validated job is not a finite float32")
         }
         _ = schedule.scaledLR(batch: largest)
-        if !job.batch.schedule.isConstant { _ = job.batchPlan(trainSamples: samples) }
+        if !job.batch.schedule.isConstant { _ = try job.plan(trainSamples: samples) }
+        // The position after any step of the plan (what resume checks a checkpoint against).
+        if let plan = try? job.plan(trainSamples: samples) { _ = plan.position(afterSteps: min(total, plan.steps)) }
 
         // config.toml and every checkpoint's `config`: must read back as the same job.
         let rendered = job.resolvedTOML

@@ -78,8 +78,10 @@ enum Seeds {
             position.epochStep = 1
             position.samplesSeen = 12
             let path = "\(folder)/\(name).h5"
-            try Checkpoint.write(to: path, network: network, optimizer: state, position: position,
-                                 worldSize: 2, seed: job.run.seed, config: job.resolvedTOML)
+            let header = CheckpointHeader(position: position, worldSize: 2, seed: job.run.seed, config: job.resolvedTOML,
+                                          optimizerUpdates: state.updates, optimizerState: state.stateBuffers.map(\.name),
+                                          data: DataIdentity(trainSamples: 24, testSamples: 8, fingerprint: 0x5EED))
+            try Checkpoint.write(to: path, network: network, optimizer: state, header: header)
             written.append(path)
         }
         return written

@@ -74,8 +74,8 @@ public struct Job: Equatable, Sendable {
     /// Parses and validates TOML `text` (from `source`, for messages) with `overrides` ("key=value").
     public static func parse(_ text: String, source: String, overrides: [String] = []) throws -> Job {
         let table: TOMLTable
+        try TOMLGuard.check(text, source: source)
         do {
-            try TOMLGuard.check(text, source: source)
             table = try TOMLTable(string: text)
         } catch let error as TOMLParseError {
             throw LockstepError.usage("\(source):\(error.source.begin.line):\(error.source.begin.column): TOML syntax error: \(error.description)")
@@ -258,12 +258,13 @@ public struct Job: Equatable, Sendable {
         for b in Set([batch.global] + segments.map(\.batch)).sorted() {
             let first = segments.first { $0.batch == b }?.firstEpoch ?? 0
             let which = b == batch.global ? "batch.global = \(b)" : "the batch schedule's batch \(b) (epoch \(first))"
+            // Size first: a batch past the data set may be past Int arithmetic too.
+            guard b <= trainSamples else {
+                throw LockstepError.usage("\(which) is larger than the \(trainSamples) training samples in \(data.file): lower it (or cap it with batch.max)")
+            }
             guard b % worldSize == 0 else {
                 let lower = b / worldSize * worldSize
                 throw LockstepError.usage("\(which) is not divisible by the \(worldSize) ranks: use a multiple of \(worldSize) (e.g. \(max(lower, worldSize)) or \(lower + worldSize)) or another rank count")
-            }
-            guard b <= trainSamples else {
-                throw LockstepError.usage("\(which) is larger than the \(trainSamples) training samples in \(data.file): lower it (or cap it with batch.max)")
             }
             let share = b / worldSize
             if let micro = batch.micro, share % micro != 0 {

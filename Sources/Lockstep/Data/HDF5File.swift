@@ -220,11 +220,32 @@ public final class HDF5File {
     public func hasAttribute(_ name: String) -> Bool { H5Aexists(id, name) > 0 }
 
     /// Paths of every dataset in the file, for messages and `lockstep inspect`.
+    /// Bounded: a group may contain itself (a hard-link cycle is valid HDF5) or list a member its
+    /// name index cannot find (a name that is not UTF-8, a corrupt file); neither may recurse
+    /// without end (docs/fuzzing.md, D3).
     public func datasetPaths(under group: String = "/") -> [String] {
-        members(of: group).flatMap { member -> [String] in
+        var visited = 0
+        return datasetPaths(under: group, depth: 0, visited: &visited)
+    }
+
+    private func datasetPaths(under group: String, depth: Int, visited: inout Int) -> [String] {
+        guard depth < 16, visited < 10_000 else { return [] }
+        var paths: [String] = []
+        for member in members(of: group) {
+            visited += 1
             let path = (group == "/" ? "" : group) + "/" + member
-            return (try? info(path)) != nil ? [path] : datasetPaths(under: path)
+            // Only what exists by name; info's own error message must not come back here.
+            guard exists(path) else { continue }
+            Self.quiet()
+            let d = H5Dopen2(id, path, lockstep_h5p_default())
+            if d >= 0 {
+                H5Dclose(d)
+                paths.append(path)
+            } else {
+                paths += datasetPaths(under: path, depth: depth + 1, visited: &visited)
+            }
         }
+        return paths
     }
 
     // MARK: Private
