@@ -49,14 +49,13 @@ enum TOMLGuard {
                 quote = c
                 if triple(c) { multiline = true; bytes = bytes.dropFirst(2) }
             case UInt8(ascii: "[") where atLineStart:
-                // A table header: after `[` or `[[` and blanks, a key must start.
+                // A table header: after `[` or `[[`, and after every dot, a key must start.
                 var rest = bytes
                 if rest.first == UInt8(ascii: "[") { rest = rest.dropFirst() }
-                rest = rest.drop { $0 == 0x20 || $0 == 0x09 }
-                if let k = rest.first, !Self.startsKey(k) {
-                    throw fail("a table header must start with a key, not \"\(String(decoding: [k], as: UTF8.self))\"")
-                }
-                if rest.isEmpty { throw fail("unterminated table header") }
+                try Self.checkKeyParts(rest, fail)
+            case _ where atLineStart && Self.startsKey(c) && c != UInt8(ascii: "]"):
+                // A key = value line: the same for a dotted key's parts.
+                try Self.checkKeyParts(bytes, fail, after: c)
             case UInt8(ascii: "}") where previous == UInt8(ascii: "[") || previous == UInt8(ascii: ","):
                 throw fail("\"}\" where an array expects a value")
             default:
@@ -67,9 +66,30 @@ enum TOMLGuard {
         }
     }
 
+    /// Each part of a (dotted) key, from `rest` up to `]` or `=`, starts with a key character
+    /// or a quote: toml++ asserts otherwise. `after`: the key's first byte, already consumed.
+    private static func checkKeyParts(_ rest: ArraySlice<UInt8>, _ fail: (String) -> LockstepError, after first: UInt8? = nil) throws {
+        var expectKey = first == nil
+        var quote: UInt8? = first == UInt8(ascii: "\"") || first == UInt8(ascii: "'") ? first : nil
+        for c in rest {
+            if let q = quote { if c == q { quote = nil }; continue }
+            if c == 0x20 || c == 0x09 { continue }
+            // A key is due before any `]` or `=` (`[]`, `[=`, `a. = 1` are no keys either).
+            if c == 0x0A && !expectKey { break }
+            if (c == UInt8(ascii: "]") || c == UInt8(ascii: "=")) && !expectKey { break }
+            if expectKey {
+                guard c != 0x0A, startsKey(c) && c != UInt8(ascii: "]") else {
+                    throw fail("a key must start with a letter, digit, _, - or a quote, not \"\(String(decoding: [c], as: UTF8.self))\"")
+                }
+                expectKey = false
+            }
+            if c == UInt8(ascii: "\"") || c == UInt8(ascii: "'") { quote = c } else if c == UInt8(ascii: ".") { expectKey = true }
+        }
+    }
+
     private static func startsKey(_ c: UInt8) -> Bool {
         (c >= 0x41 && c <= 0x5A) || (c >= 0x61 && c <= 0x7A) || (c >= 0x30 && c <= 0x39)
             || c == UInt8(ascii: "_") || c == UInt8(ascii: "-") || c == UInt8(ascii: "\"") || c == UInt8(ascii: "'")
-            || c == UInt8(ascii: "]") || c >= 0x80
+            || c == UInt8(ascii: "]")
     }
 }
