@@ -1,4 +1,5 @@
-// HDF5File: datasets and root attributes written, reopened and read back; bad files and paths are usage errors.
+// HDF5File: datasets and root attributes written, reopened and read back; bad files and paths are
+// usage errors; a failed write is reported with HDF5's reason, and finish() does not hide it.
 import Testing
 import Lockstep
 
@@ -79,5 +80,41 @@ extension FileTests {
         @Test func createInMissingFolderFails() {
             #expect(throws: LockstepError.self) { try HDF5File.create("/nonexistent-lockstep-dir/x.h5") }
         }
+
+        @Test func finishClosesTheFileWhateverHappens() throws {
+            let dir = try TemporaryDirectory()
+            let file = try HDF5File.create(dir.file("done.h5"))
+            try file.write("/x", [Float](repeating: 2, count: 6), shape: [2, 3])
+            try file.setAttribute("note", "done")
+            try file.finish()
+            file.close()                                                    // after finish: nothing to do
+            #expect(throws: LockstepError.self) { try file.finish() }       // already closed, said so
+            #expect(throws: LockstepError.self) { try file.write("/y", [Float](repeating: 0, count: 1), shape: [1]) }
+            let reopened = try HDF5File.open(dir.file("done.h5"))
+            #expect(try reopened.read("/x", as: Float.self) == [Float](repeating: 2, count: 6))
+            #expect(try reopened.stringAttribute("note") == "done")
+        }
+
+        @Test func writeErrorsNameTheObjectAndHDF5sReason() throws {
+            let dir = try TemporaryDirectory()
+            let file = try HDF5File.create(dir.file("w.h5"))
+            try file.write("/a", [Int64(1)], shape: [1])
+            do {
+                try file.write("/a", [Int64(2)], shape: [1])       // the name is taken
+                Issue.record("writing /a twice did not fail")
+            } catch let error as LockstepError {
+                guard case .runtime(let message) = error else { Issue.record("not a runtime error: \(error)"); return }
+                #expect(message.hasPrefix("cannot write dataset /a to \(dir.file("w.h5")): "), "\(message)")
+                #expect(message.contains("already exists") && !message.contains("\n"), "\(message)")
+            }
+            try file.write("/b", [Int64(3)], shape: [1])
+            // The caught failure still makes the file incomplete: finish() says so, and closes it.
+            #expect(throws: LockstepError.runtime("cannot finish writing \(dir.file("w.h5")): writing dataset /a failed earlier: name already exists")) {
+                try file.finish()
+            }
+            #expect(try HDF5File.open(dir.file("w.h5")).read("/b", as: Int64.self) == [3])
+        }
+
     }
 }
+

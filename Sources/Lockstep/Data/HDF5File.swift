@@ -1,5 +1,6 @@
 // The only place that talks to HDF5: create/open files, write and read whole datasets and root
-// attributes. HDF5's own error stack is silenced; failures become one-line LockstepErrors.
+// attributes. HDF5's own error printing is off; every failed write becomes a one-line
+// LockstepError naming the file and object, with the reason HDF5 recorded (the OS's, if any).
 
 import CHDF5
 
@@ -35,7 +36,10 @@ public struct HDF5DatasetInfo: Equatable {
 
 public final class HDF5File {
     public let path: String
+    /// -1 once closed. An id is handed to H5Fclose at most once, whatever the outcome.
     private var id: hid_t
+    /// The first write that failed ("dataset /x", reason), so that finish() cannot call the file complete.
+    private var failedWrite: (object: String, reason: String)?
 
     /// HDF5's automatic error printing is per thread in its thread-safe build: turn it off on
     /// the calling thread before each operation that may fail (it costs a function call).
@@ -48,11 +52,14 @@ public final class HDF5File {
 
     deinit { close() }
 
-    /// Creates (or truncates) a file for writing.
+    /// Creates (or truncates) a file for writing. Complete it with `finish()`.
     public static func create(_ path: String) throws -> HDF5File {
         quiet()
         let id = H5Fcreate(path, lockstep_h5f_acc_trunc(), lockstep_h5p_default(), lockstep_h5p_default())
-        guard id >= 0 else { throw LockstepError.runtime("cannot create HDF5 file \(path): check that its folder exists and is writable") }
+        guard id >= 0 else {
+            let stack = HDF5ErrorStack()
+            throw LockstepError.runtime("cannot create HDF5 file \(path): \(stack.reason) (check that its folder exists and is writable)")
+        }
         return HDF5File(path: path, id: id)
     }
 
@@ -70,13 +77,39 @@ public final class HDF5File {
         return HDF5File(path: path, id: id)
     }
 
+    /// Closes without reporting anything: for files opened for reading, and for abandoning a file
+    /// whose writing already failed. A written file is completed with `finish()`, which reports.
     public func close() {
-        if id >= 0 { H5Fclose(id) }
+        guard id >= 0 else { return }
+        Self.quiet()
+        let file = id
         id = -1
+        _ = H5Fclose(file)
+    }
+
+    /// Completes a file written since `create`: writes out everything HDF5 still holds in memory
+    /// (object headers, the superblock: without them the file is unreadable) and closes it,
+    /// reporting what `close()` would swallow, such as a full disk. It also fails when any write
+    /// to this file failed before, even if that error was caught: the file lacks something.
+    /// Afterwards, whether it succeeded or not, the file is closed and `close()` and deinit do nothing.
+    public func finish() throws {
+        Self.quiet()
+        let what = "cannot finish writing \(path)"
+        let file = try handle(what)
+        id = -1
+        // Close even after a failed flush, to release the descriptor; the flush's error is the one to report.
+        var failure: String?
+        if H5Fflush(file, H5F_SCOPE_LOCAL) < 0 { failure = HDF5ErrorStack().reason }
+        if H5Fclose(file) < 0, failure == nil { failure = HDF5ErrorStack().reason }
+        if let failure { throw LockstepError.runtime("\(what): \(failure)") }
+        if let (object, reason) = failedWrite {
+            throw LockstepError.runtime("\(what): writing \(object) failed earlier: \(reason)")
+        }
     }
 
     /// Whether an object exists at an absolute path such as "/train/x".
     public func exists(_ objectPath: String) -> Bool {
+        guard id >= 0 else { return false }
         Self.quiet()
         var prefix = ""
         for part in objectPath.split(separator: "/") {
@@ -88,6 +121,7 @@ public final class HDF5File {
 
     /// Names of the members of a group ("/" for the root).
     public func members(of group: String) -> [String] {
+        guard id >= 0 else { return [] }
         Self.quiet()
         let g = H5Gopen2(id, group, lockstep_h5p_default())
         guard g >= 0 else { return [] }
@@ -139,17 +173,19 @@ public final class HDF5File {
     /// Writes a dataset at `datasetPath`, creating intermediate groups.
     public func write<T: HDF5Element>(_ datasetPath: String, _ values: UnsafeBufferPointer<T>, shape: [Int]) throws {
         precondition(shape.reduce(1, *) == values.count, "shape does not match the element count")
-        let dims = shape.map { hsize_t($0) }
-        let space = H5Screate_simple(Int32(dims.count), dims, nil)
-        defer { H5Sclose(space) }
-        let lcpl = H5Pcreate(lockstep_h5p_link_create())
-        H5Pset_create_intermediate_group(lcpl, 1)
-        defer { H5Pclose(lcpl) }
-        let d = H5Dcreate2(id, datasetPath, T.h5type, space, lcpl, lockstep_h5p_default(), lockstep_h5p_default())
-        guard d >= 0 else { throw LockstepError.runtime("\(path): cannot create dataset \(datasetPath)") }
-        defer { H5Dclose(d) }
-        let status = H5Dwrite(d, T.h5type, lockstep_h5s_all(), lockstep_h5s_all(), lockstep_h5p_default(), values.baseAddress)
-        guard status >= 0 else { throw LockstepError.runtime("\(path): cannot write dataset \(datasetPath) (disk full?)") }
+        try writing("dataset \(datasetPath)") { file, what in
+            let dims = shape.map { hsize_t($0) }
+            try Self.using(Self.check(H5Screate_simple(Int32(dims.count), dims, nil), what), H5Sclose, what) { space in
+                try Self.using(Self.check(H5Pcreate(lockstep_h5p_link_create()), what), H5Pclose, what) { lcpl in
+                    try Self.check(H5Pset_create_intermediate_group(lcpl, 1), what)
+                    let d = H5Dcreate2(file, datasetPath, T.h5type, space, lcpl, lockstep_h5p_default(), lockstep_h5p_default())
+                    // H5Dclose can fail too: it writes out the last piece of small datasets' data.
+                    try Self.using(Self.check(d, what), H5Dclose, what) { d in
+                        try Self.check(H5Dwrite(d, T.h5type, lockstep_h5s_all(), lockstep_h5s_all(), lockstep_h5p_default(), values.baseAddress), what)
+                    }
+                }
+            }
+        }
     }
 
     public func write<T: HDF5Element>(_ datasetPath: String, _ values: [T], shape: [Int]) throws {
@@ -159,11 +195,13 @@ public final class HDF5File {
     // MARK: Root attributes
 
     public func setAttribute<T: HDF5Element>(_ name: String, _ values: [T]) throws {
-        var dims = [hsize_t(values.count)]
-        let space = H5Screate_simple(1, &dims, nil)
-        defer { H5Sclose(space) }
-        try writeAttribute(name, type: T.h5type, space: space) { a in
-            values.withUnsafeBytes { H5Awrite(a, T.h5type, $0.baseAddress) }
+        try writing("attribute \(name)") { file, what in
+            var dims = [hsize_t(values.count)]
+            try Self.using(Self.check(H5Screate_simple(1, &dims, nil), what), H5Sclose, what) { space in
+                try Self.writeAttribute(file, name, type: T.h5type, space: space, what) { a in
+                    values.withUnsafeBytes { H5Awrite(a, T.h5type, $0.baseAddress) }
+                }
+            }
         }
     }
 
@@ -172,13 +210,15 @@ public final class HDF5File {
     /// A fixed-length, NUL-terminated ASCII/UTF-8 string attribute (h5py reads it as bytes/str).
     public func setAttribute(_ name: String, _ value: String) throws {
         let bytes = Array(value.utf8) + [0]
-        let type = H5Tcopy(lockstep_h5t_c_s1())
-        defer { H5Tclose(type) }
-        H5Tset_size(type, bytes.count)
-        let space = H5Screate(H5S_SCALAR)
-        defer { H5Sclose(space) }
-        try writeAttribute(name, type: type, space: space) { a in
-            bytes.withUnsafeBytes { H5Awrite(a, type, $0.baseAddress) }
+        try writing("attribute \(name)") { file, what in
+            try Self.using(Self.check(H5Tcopy(lockstep_h5t_c_s1()), what), H5Tclose, what) { type in
+                try Self.check(H5Tset_size(type, bytes.count), what)
+                try Self.using(Self.check(H5Screate(H5S_SCALAR), what), H5Sclose, what) { space in
+                    try Self.writeAttribute(file, name, type: type, space: space, what) { a in
+                        bytes.withUnsafeBytes { H5Awrite(a, type, $0.baseAddress) }
+                    }
+                }
+            }
         }
     }
 
@@ -217,7 +257,11 @@ public final class HDF5File {
         return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
     }
 
-    public func hasAttribute(_ name: String) -> Bool { H5Aexists(id, name) > 0 }
+    public func hasAttribute(_ name: String) -> Bool {
+        guard id >= 0 else { return false }
+        Self.quiet()
+        return H5Aexists(id, name) > 0
+    }
 
     /// Paths of every dataset in the file, for messages and `lockstep inspect`.
     public func datasetPaths(under group: String = "/") -> [String] {
@@ -228,6 +272,51 @@ public final class HDF5File {
     }
 
     // MARK: Private
+
+    /// Runs one write of `object` ("dataset /x") with the file's id and the start of its error
+    /// messages, "cannot write dataset /x to FILE", and remembers the first failure for finish().
+    private func writing(_ object: String, _ body: (hid_t, String) throws -> Void) throws {
+        Self.quiet()
+        let what = "cannot write \(object) to \(path)"
+        let file = try handle(what)
+        do { try body(file, what) } catch {
+            if failedWrite == nil {
+                let message = (error as? LockstepError)?.message ?? "\(error)"
+                failedWrite = (object, message.hasPrefix(what + ": ") ? String(message.dropFirst(what.count + 2)) : message)
+            }
+            throw error
+        }
+    }
+
+    /// The open file's id, or an error saying the file was already closed (a programmer's slip,
+    /// but thrown rather than trapped: every caller already handles errors).
+    private func handle(_ what: @autoclosure () -> String) throws -> hid_t {
+        guard id >= 0 else { throw LockstepError.runtime("\(what()): the file is already closed") }
+        return id
+    }
+
+    /// `result` if HDF5 reported success, else an error "`what`: reason" (runtime unless `usage`).
+    /// Reads the error stack at once: the next HDF5 call clears it.
+    @discardableResult
+    private static func check<R: BinaryInteger>(_ result: R, _ what: @autoclosure () -> String, usage: Bool = false) throws -> R {
+        guard result < 0 else { return result }
+        let message = "\(what()): \(HDF5ErrorStack().reason)"
+        throw usage ? LockstepError.usage(message) : LockstepError.runtime(message)
+    }
+
+    /// Runs `body` on an object id and closes it. A failed close is reported when `body`
+    /// succeeded; after a failure in `body`, that first failure is the one worth reporting.
+    @discardableResult
+    private static func using<R>(_ object: hid_t, _ close: (hid_t) -> herr_t, _ what: @autoclosure () -> String,
+                                 _ body: (hid_t) throws -> R) throws -> R {
+        let result: R
+        do { result = try body(object) } catch {
+            _ = close(object)
+            throw error
+        }
+        try check(close(object), what())
+        return result
+    }
 
     private func openDataset(_ datasetPath: String) throws -> hid_t {
         Self.quiet()
@@ -245,12 +334,53 @@ public final class HDF5File {
         return H5Aopen(id, name, lockstep_h5p_default())
     }
 
-    private func writeAttribute(_ name: String, type: hid_t, space: hid_t, _ write: (hid_t) -> herr_t) throws {
-        if H5Aexists(id, name) > 0 { H5Adelete(id, name) }
-        let a = H5Acreate2(id, name, type, space, lockstep_h5p_default(), lockstep_h5p_default())
-        guard a >= 0 else { throw LockstepError.runtime("\(path): cannot create attribute \(name)") }
-        defer { H5Aclose(a) }
-        guard write(a) >= 0 else { throw LockstepError.runtime("\(path): cannot write attribute \(name)") }
+    private static func writeAttribute(_ file: hid_t, _ name: String, type: hid_t, space: hid_t, _ what: String,
+                                       _ write: (hid_t) -> herr_t) throws {
+        if try Self.check(H5Aexists(file, name), what) > 0 { try Self.check(H5Adelete(file, name), what) }
+        try Self.using(Self.check(H5Acreate2(file, name, type, space, lockstep_h5p_default(), lockstep_h5p_default()), what), H5Aclose, what) { a in
+            try Self.check(write(a), what)
+        }
+    }
+}
+
+/// The descriptions on the calling thread's HDF5 error stack, outermost call first, read right
+/// after a failed call (the next HDF5 API call clears them). The innermost ones carry the cause,
+/// e.g. "..., errno = 28, error message = 'No space left on device', ...".
+private struct HDF5ErrorStack {
+    let descriptions: [String]
+
+    init() {
+        var collected: [String] = []
+        withUnsafeMutablePointer(to: &collected) { list in
+            _ = H5Ewalk2(lockstep_h5e_default(), H5E_WALK_DOWNWARD, { _, error, data in
+                if let desc = error?.pointee.desc, let data {
+                    data.assumingMemoryBound(to: [String].self).pointee.append(String(cString: desc))
+                }
+                return 0
+            }, list)
+        }
+        descriptions = collected
+    }
+
+    /// The operating system's reason (strerror text), when a system call failed underneath.
+    var systemReason: String? {
+        for description in descriptions.reversed() {
+            if let text = Self.value(after: "error message = '", in: description, until: "'") { return text }
+        }
+        return nil
+    }
+
+    /// One line: the OS's reason, else HDF5's innermost description.
+    var reason: String {
+        let text = systemReason ?? descriptions.last ?? "HDF5 recorded no reason"
+        return text.split(whereSeparator: \.isNewline).joined(separator: " ")
+    }
+
+    /// The text between `marker` and the next `end` (or the end of the line).
+    private static func value(after marker: String, in text: String, until end: Character) -> String? {
+        guard let start = text.range(of: marker)?.upperBound else { return nil }
+        let rest = text[start...]
+        return String(rest.prefix { $0 != end && !$0.isNewline }).trimmingCharacters()
     }
 }
 
