@@ -36,14 +36,26 @@ public struct HDF5DatasetInfo: Equatable {
 
 public final class HDF5File {
     public let path: String
-    /// -1 once closed. An id is handed to H5Fclose at most once, whatever the outcome.
+    /// -1 once closed. An id is handed to H5Fclose at most once, whatever the outcome: see `library`.
     private var id: hid_t
     /// The first write that failed ("dataset /x", reason), so that finish() cannot call the file complete.
     private var failedWrite: (object: String, reason: String)?
 
+    /// Runs once, before HDF5 initializes, to stop HDF5 from closing leftover files at exit. When
+    /// H5Fclose's last flush fails (a full disk), HDF5 1.10 frees the file but keeps its id
+    /// registered (CVE-2020-10812, fixed in 1.14.1); its exit handler then closed that id again
+    /// and segfaulted in H5F__close_cb, after the error had been reported. Nothing is lost without
+    /// the handler: a written file is complete only once finish() succeeded (one still being
+    /// written at exit is unfinished either way), and the kernel releases the descriptors and
+    /// locks of files open for reading.
+    private static let library: Void = { _ = H5dont_atexit() }()
+
     /// HDF5's automatic error printing is per thread in its thread-safe build: turn it off on
     /// the calling thread before each operation that may fail (it costs a function call).
-    @inline(__always) private static func quiet() { lockstep_h5_silence_errors() }
+    @inline(__always) private static func quiet() {
+        _ = library
+        lockstep_h5_silence_errors()
+    }
 
     private init(path: String, id: hid_t) {
         self.path = path
