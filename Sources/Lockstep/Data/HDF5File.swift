@@ -1,5 +1,5 @@
 // The only place that talks to HDF5: create/open files, write and read whole datasets and root
-// attributes. HDF5's own error printing is off; every failed write becomes a one-line
+// attributes. HDF5's own error printing is off; every failed call becomes a one-line
 // LockstepError naming the file and object, with the reason HDF5 recorded (the OS's, if any).
 
 import CHDF5
@@ -70,22 +70,20 @@ public final class HDF5File {
         let id = H5Fcreate(path, lockstep_h5f_acc_trunc(), lockstep_h5p_default(), lockstep_h5p_default())
         guard id >= 0 else {
             let stack = HDF5ErrorStack()
+            if stack.isLockFailure { throw LockstepError.runtime("cannot create HDF5 file \(path): " + lockAdvice(stack, creating: true)) }
             throw LockstepError.runtime("cannot create HDF5 file \(path): \(stack.reason) (check that its folder exists and is writable)")
         }
         return HDF5File(path: path, id: id)
     }
 
-    /// Opens an existing file read-only; a missing or non-HDF5 file is a usage error.
+    /// Opens an existing file read-only; a missing, locked, truncated or non-HDF5 file is a usage error.
     public static func open(_ path: String) throws -> HDF5File {
         quiet()
         guard access(path, R_OK) == 0 else {
-            throw LockstepError.usage("\(path): no such readable file")
-        }
-        guard H5Fis_hdf5(path) > 0 else {
-            throw LockstepError.usage("\(path) is not an HDF5 file (or is truncated): give a file written by h5py or `lockstep import`")
+            throw LockstepError.usage("\(path): no such readable file (\(String(cString: strerror(errno))))")
         }
         let id = H5Fopen(path, lockstep_h5f_acc_rdonly(), lockstep_h5p_default())
-        guard id >= 0 else { throw LockstepError.usage("\(path): HDF5 could not open it (truncated or corrupt?)") }
+        guard id >= 0 else { throw LockstepError.usage(openFailure(path, HDF5ErrorStack())) }
         return HDF5File(path: path, id: id)
     }
 
@@ -119,7 +117,9 @@ public final class HDF5File {
         }
     }
 
-    /// Whether an object exists at an absolute path such as "/train/x".
+    /// Whether a link exists at an absolute path such as "/train/x" (and at every group above it).
+    /// A soft or external link whose target is missing counts, so that `info` and `read` can then
+    /// say where it points instead of "no such dataset".
     public func exists(_ objectPath: String) -> Bool {
         guard id >= 0 else { return false }
         Self.quiet()
@@ -149,37 +149,43 @@ public final class HDF5File {
         }
     }
 
+    /// Shape and element type of a dataset. Fails already here, before any data is read, when the
+    /// dataset is stored with a filter (compression) this HDF5 library does not have.
     public func info(_ datasetPath: String) throws -> HDF5DatasetInfo {
-        let d = try openDataset(datasetPath)
-        defer { H5Dclose(d) }
-        let space = H5Dget_space(d)
-        defer { H5Sclose(space) }
-        let rank = Int(H5Sget_simple_extent_ndims(space))
-        var dims = [hsize_t](repeating: 0, count: max(rank, 1))
-        H5Sget_simple_extent_dims(space, &dims, nil)
-        let type = H5Dget_type(d)
-        defer { H5Tclose(type) }
-        let kind: HDF5DatasetInfo.Kind
-        switch H5Tget_class(type) {
-        case H5T_INTEGER: kind = H5Tget_sign(type) == H5T_SGN_NONE ? .unsignedInteger : .signedInteger
-        case H5T_FLOAT: kind = .float
-        default: kind = .other
+        try withDataset(datasetPath) { d in
+            let what = "\(path): cannot read the shape and type of \(datasetPath)"
+            try requireFilters(d, datasetPath)
+            let (rank, dims) = try Self.using(Self.check(H5Dget_space(d), what, usage: true), H5Sclose, what) { space in
+                let rank = Int(try Self.check(H5Sget_simple_extent_ndims(space), what, usage: true))
+                var dims = [hsize_t](repeating: 0, count: max(rank, 1))
+                try Self.check(H5Sget_simple_extent_dims(space, &dims, nil), what, usage: true)
+                return (rank, dims)
+            }
+            return try Self.using(Self.check(H5Dget_type(d), what, usage: true), H5Tclose, what) { type in
+                let kind: HDF5DatasetInfo.Kind
+                switch H5Tget_class(type) {
+                case H5T_INTEGER: kind = H5Tget_sign(type) == H5T_SGN_NONE ? .unsignedInteger : .signedInteger
+                case H5T_FLOAT: kind = .float
+                default: kind = .other
+                }
+                return HDF5DatasetInfo(shape: dims.prefix(rank).map { Int($0) }, kind: kind, size: H5Tget_size(type))
+            }
         }
-        return HDF5DatasetInfo(shape: dims.prefix(rank).map { Int($0) }, kind: kind, size: H5Tget_size(type))
     }
 
     /// Reads a whole dataset, converted by HDF5 to `T`.
     public func read<T: HDF5Element>(_ datasetPath: String, as: T.Type = T.self) throws -> [T] {
-        let count = try info(datasetPath).count
-        let d = try openDataset(datasetPath)
-        defer { H5Dclose(d) }
-        var status: herr_t = 0
-        let values = [T](unsafeUninitializedCapacity: count) { buf, n in
-            status = H5Dread(d, T.h5type, lockstep_h5s_all(), lockstep_h5s_all(), lockstep_h5p_default(), buf.baseAddress)
-            n = count
+        let info = try info(datasetPath)
+        let count = info.count
+        return try withDataset(datasetPath) { d in
+            var status: herr_t = 0
+            let values = [T](unsafeUninitializedCapacity: count) { buf, n in
+                status = H5Dread(d, T.h5type, lockstep_h5s_all(), lockstep_h5s_all(), lockstep_h5p_default(), buf.baseAddress)
+                n = count
+            }
+            guard status >= 0 else { throw LockstepError.usage(readFailure(datasetPath, info, as: T.self, HDF5ErrorStack())) }
+            return values
         }
-        guard status >= 0 else { throw LockstepError.usage("\(path): cannot read \(datasetPath) (truncated file or unconvertible type)") }
-        return values
     }
 
     /// Writes a dataset at `datasetPath`, creating intermediate groups.
@@ -235,18 +241,19 @@ public final class HDF5File {
     }
 
     public func attribute<T: HDF5Element>(_ name: String, as: T.Type = T.self) throws -> [T] {
-        let a = try openAttribute(name)
-        defer { H5Aclose(a) }
-        let space = H5Aget_space(a)
-        defer { H5Sclose(space) }
-        let count = Int(H5Sget_simple_extent_npoints(space))
-        var status: herr_t = 0
-        let values = [T](unsafeUninitializedCapacity: count) { buf, n in
-            status = H5Aread(a, T.h5type, buf.baseAddress)
-            n = count
+        try withAttribute(name) { a in
+            let what = "\(path): cannot read attribute \(name)"
+            let count = try Self.using(Self.check(H5Aget_space(a), what, usage: true), H5Sclose, what) { space in
+                Int(try Self.check(H5Sget_simple_extent_npoints(space), what, usage: true))
+            }
+            var status: herr_t = 0
+            let values = [T](unsafeUninitializedCapacity: count) { buf, n in
+                status = H5Aread(a, T.h5type, buf.baseAddress)
+                n = count
+            }
+            guard status >= 0 else { throw LockstepError.usage("\(path): attribute \(name) has the wrong type") }
+            return values
         }
-        guard status >= 0 else { throw LockstepError.usage("\(path): attribute \(name) has the wrong type") }
-        return values
     }
 
     public func int64Attribute(_ name: String) throws -> Int64 {
@@ -257,16 +264,17 @@ public final class HDF5File {
     }
 
     public func stringAttribute(_ name: String) throws -> String {
-        let a = try openAttribute(name)
-        defer { H5Aclose(a) }
-        let type = H5Aget_type(a)
-        defer { H5Tclose(type) }
-        guard H5Tget_class(type) == H5T_STRING, H5Tis_variable_str(type) == 0 else {
-            throw LockstepError.usage("\(path): attribute \(name) is not a fixed-length string")
+        try withAttribute(name) { a in
+            let what = "\(path): cannot read attribute \(name)"
+            return try Self.using(Self.check(H5Aget_type(a), what, usage: true), H5Tclose, what) { type in
+                guard H5Tget_class(type) == H5T_STRING, H5Tis_variable_str(type) == 0 else {
+                    throw LockstepError.usage("\(path): attribute \(name) is not a fixed-length string")
+                }
+                var bytes = [UInt8](repeating: 0, count: H5Tget_size(type) + 1)
+                guard H5Aread(a, type, &bytes) >= 0 else { throw LockstepError.usage("\(what): \(HDF5ErrorStack().reason)") }
+                return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
+            }
         }
-        var bytes = [UInt8](repeating: 0, count: H5Tget_size(type) + 1)
-        guard H5Aread(a, type, &bytes) >= 0 else { throw LockstepError.usage("\(path): cannot read attribute \(name)") }
-        return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
     }
 
     public func hasAttribute(_ name: String) -> Bool {
@@ -275,15 +283,30 @@ public final class HDF5File {
         return H5Aexists(id, name) > 0
     }
 
-    /// Paths of every dataset in the file, for messages and `lockstep inspect`.
+    /// Paths of every dataset in the file, for messages and `lockstep inspect` (a dataset with
+    /// two names, through a hard or soft link, is listed under both).
     public func datasetPaths(under group: String = "/") -> [String] {
-        members(of: group).flatMap { member -> [String] in
-            let path = (group == "/" ? "" : group) + "/" + member
-            return (try? info(path)) != nil ? [path] : datasetPaths(under: path)
-        }
+        var seen = Set<[UInt64]>()
+        return datasetPaths(under: group, seen: &seen)
     }
 
     // MARK: Private
+
+    /// `seen` holds (file number, address) of each group entered, so a link back up ends the walk.
+    /// By object type, not by whether info() succeeds: a dataset it rejects is still a dataset.
+    private func datasetPaths(under group: String, seen: inout Set<[UInt64]>) -> [String] {
+        members(of: group).flatMap { member -> [String] in
+            let path = (group == "/" ? "" : group) + "/" + member
+            var info = H5O_info_t()
+            guard H5Oget_info_by_name2(id, path, &info, UInt32(H5O_INFO_BASIC), lockstep_h5p_default()) >= 0 else { return [] }
+            switch info.type {
+            case H5O_TYPE_DATASET: return [path]
+            case H5O_TYPE_GROUP where seen.insert([UInt64(info.fileno), UInt64(info.addr)]).inserted:
+                return datasetPaths(under: path, seen: &seen)
+            default: return []
+            }
+        }
+    }
 
     /// Runs one write of `object` ("dataset /x") with the file's id and the start of its error
     /// messages, "cannot write dataset /x to FILE", and remembers the first failure for finish().
@@ -330,20 +353,91 @@ public final class HDF5File {
         return result
     }
 
-    private func openDataset(_ datasetPath: String) throws -> hid_t {
+    private func withDataset<R>(_ datasetPath: String, _ body: (hid_t) throws -> R) throws -> R {
         Self.quiet()
+        let file = try handle("\(path): cannot read \(datasetPath)")
+        if let unreachable = unreachable(datasetPath) { throw LockstepError.usage(unreachable) }
         guard exists(datasetPath) else {
-            throw LockstepError.usage("\(path) has no dataset \(datasetPath) (it has \(datasetPaths().joined(separator: ", ")))")
+            let paths = datasetPaths()
+            throw LockstepError.usage("\(path) has no dataset \(datasetPath) (it has \(paths.isEmpty ? "none" : paths.joined(separator: ", ")))")
         }
-        let d = H5Dopen2(id, datasetPath, lockstep_h5p_default())
-        guard d >= 0 else { throw LockstepError.usage("\(path): \(datasetPath) is not a dataset") }
-        return d
+        let d = H5Dopen2(file, datasetPath, lockstep_h5p_default())
+        guard d >= 0 else {
+            let stack = HDF5ErrorStack()
+            if stack.isDamage { throw LockstepError.usage("\(path) is corrupt: HDF5 cannot open \(datasetPath) (\(stack.reason)): copy or write the file again") }
+            throw LockstepError.usage("\(path): \(datasetPath) is not a dataset")
+        }
+        return try Self.using(d, H5Dclose, "\(path): cannot close \(datasetPath)", body)
     }
 
-    private func openAttribute(_ name: String) throws -> hid_t {
+    /// Why `objectPath` cannot be followed when a soft or external link on the way points at
+    /// nothing or the file's index of names is damaged; nil when every link resolves (or a name
+    /// is simply missing).
+    private func unreachable(_ objectPath: String) -> String? {
+        var prefix = ""
+        for part in objectPath.split(separator: "/") {
+            prefix += "/" + part
+            let found = H5Lexists(id, prefix, lockstep_h5p_default())
+            if found < 0, case let stack = HDF5ErrorStack(), stack.isDamage {
+                return "\(path) is corrupt: HDF5 cannot look up \(prefix) (\(stack.reason)): copy or write the file again"
+            }
+            guard found > 0 else { return nil }
+            var link = H5L_info_t()
+            guard H5Lget_info(id, prefix, &link, lockstep_h5p_default()) >= 0,
+                  link.type == H5L_TYPE_SOFT || link.type == H5L_TYPE_EXTERNAL,
+                  H5Oexists_by_name(id, prefix, lockstep_h5p_default()) <= 0 else { continue }
+            var value = [UInt8](repeating: 0, count: link.u.val_size + 1)
+            guard H5Lget_val(id, prefix, &value, value.count, lockstep_h5p_default()) >= 0 else { return nil }
+            if link.type == H5L_TYPE_SOFT {
+                let target = String(decoding: value.prefix { $0 != 0 }, as: UTF8.self)
+                return "\(path): \(prefix) is a soft link to \(target), which does not exist: point the link at a dataset, or name the dataset itself"
+            }
+            var flags: UInt32 = 0
+            var fileName: UnsafePointer<CChar>?
+            var objectName: UnsafePointer<CChar>?
+            guard H5Lunpack_elink_val(value, link.u.val_size, &flags, &fileName, &objectName) >= 0,
+                  let fileName, let objectName else { return nil }
+            let target = String(cString: fileName), object = String(cString: objectName)
+            // HDF5 looks for a relative target next to the linking file (and in the current folder).
+            let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+            let resolved = target.hasPrefix("/") ? target : folder + "/" + target
+            if access(resolved, R_OK) == 0 {
+                return "\(path): \(prefix) is an external link to \(target):\(object), and \(resolved) has no readable \(object): fix the link or that file"
+            }
+            return "\(path): \(prefix) is an external link to \(target):\(object), but \(target) cannot be opened (looked for as \(resolved), relative to the linking file's folder): put that file there or fix the link"
+        }
+        return nil
+    }
+
+    /// Fails when a filter in the dataset's pipeline is neither built in nor a loadable plugin:
+    /// HDF5 would only say so when the data is read, as "required filter ... is not registered".
+    private func requireFilters(_ dataset: hid_t, _ datasetPath: String) throws {
+        let what = "\(path): cannot read how \(datasetPath) is stored"
+        try Self.using(Self.check(H5Dget_create_plist(dataset), what, usage: true), H5Pclose, what) { dcpl in
+            let count = try Self.check(H5Pget_nfilters(dcpl), what, usage: true)
+            for index in 0..<UInt32(count) {
+                var flags: UInt32 = 0, values = 0, config: UInt32 = 0
+                var name = [CChar](repeating: 0, count: 80)
+                let filter = H5Pget_filter2(dcpl, index, &flags, &values, nil, name.count, &name, &config)
+                guard filter >= 0, H5Zfilter_avail(filter) <= 0 else { continue }
+                var label = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if label.isEmpty { label = Self.knownFilters[filter] ?? "unnamed" }
+                throw LockstepError.usage("\(path): \(datasetPath) is compressed with the \(label) filter (HDF5 filter id \(filter)), which this HDF5 library does not have: rewrite it with compression=\"gzip\" or none (h5py's create_dataset), or install that filter's HDF5 plugin and set HDF5_PLUGIN_PATH")
+            }
+        }
+    }
+
+    /// Registered ids of third-party filters h5py users meet, for files that store no name.
+    private static let knownFilters: [H5Z_filter_t: String] = [
+        307: "bzip2", 32000: "lzf", 32001: "blosc", 32004: "lz4", 32008: "bitshuffle", 32013: "zfp", 32015: "zstd",
+    ]
+
+    private func withAttribute<R>(_ name: String, _ body: (hid_t) throws -> R) throws -> R {
         Self.quiet()
+        let file = try handle("\(path): cannot read attribute \(name)")
         guard hasAttribute(name) else { throw LockstepError.usage("\(path) has no attribute \(name): not a Lockstep checkpoint?") }
-        return H5Aopen(id, name, lockstep_h5p_default())
+        let what = "\(path): cannot read attribute \(name)"
+        return try Self.using(Self.check(H5Aopen(file, name, lockstep_h5p_default()), what, usage: true), H5Aclose, what, body)
     }
 
     private static func writeAttribute(_ file: hid_t, _ name: String, type: hid_t, space: hid_t, _ what: String,
@@ -351,6 +445,53 @@ public final class HDF5File {
         if try Self.check(H5Aexists(file, name), what) > 0 { try Self.check(H5Adelete(file, name), what) }
         try Self.using(Self.check(H5Acreate2(file, name, type, space, lockstep_h5p_default(), lockstep_h5p_default()), what), H5Aclose, what) { a in
             try Self.check(write(a), what)
+        }
+    }
+
+    /// What to tell the user when H5Fopen failed: the file is locked, truncated, not HDF5, or else corrupt.
+    private static func openFailure(_ path: String, _ stack: HDF5ErrorStack) -> String {
+        if stack.isLockFailure { return "\(path) cannot be opened: " + lockAdvice(stack, creating: false) }
+        if let (eof, stored) = stack.truncation {
+            return "\(path) is truncated: it has \(eof) bytes but HDF5 recorded \(stored) when it was written (an interrupted copy or write?): copy or write it again"
+        }
+        if stack.contains("file signature not found") {
+            return "\(path) is not an HDF5 file: give a file written by h5py or `lockstep import`"
+        }
+        if stack.isDamage { return "\(path) is corrupt: HDF5 cannot open it (\(stack.reason)): copy or write it again" }
+        return "\(path): HDF5 cannot open it: \(stack.reason)"
+    }
+
+    /// HDF5 1.10 locks every file it opens (flock): readers share a lock, a writer holds it alone.
+    private static func lockAdvice(_ stack: HDF5ErrorStack, creating: Bool) -> String {
+        if stack.errno == EWOULDBLOCK || stack.errno == EAGAIN {
+            if creating {
+                return "it is locked by another process that has it open: wait for that process to close it (on a filesystem without working locks, set HDF5_USE_FILE_LOCKING=FALSE)"
+            }
+            return "it is locked by another process that has it open for writing: wait for that writer to finish (on a filesystem without working locks, set HDF5_USE_FILE_LOCKING=FALSE)"
+        }
+        return "HDF5 cannot lock it (\(stack.reason)): on a filesystem without working file locks, set HDF5_USE_FILE_LOCKING=FALSE"
+    }
+
+    private func readFailure<T>(_ datasetPath: String, _ info: HDF5DatasetInfo, as: T.Type, _ stack: HDF5ErrorStack) -> String {
+        if let filter = stack.missingFilter {
+            return "\(path): \(datasetPath) is compressed with the \(filter) filter, which this HDF5 library does not have: rewrite it with compression=\"gzip\" or none (h5py's create_dataset), or install that filter's HDF5 plugin and set HDF5_PLUGIN_PATH"
+        }
+        if stack.contains("conversion path") {
+            return "\(path): \(datasetPath) holds \(info.dtypeName), which HDF5 cannot convert to \(Self.numpyName(T.self))"
+        }
+        if stack.isDamage { return "\(path) is corrupt: cannot read \(datasetPath) (\(stack.reason)): copy or write it again" }
+        return "\(path): cannot read \(datasetPath): \(stack.reason)"
+    }
+
+    private static func numpyName<T>(_ type: T.Type) -> String {
+        switch type {
+        case is Float.Type: return "float32"
+        case is Double.Type: return "float64"
+        case is UInt8.Type: return "uint8"
+        case is Int32.Type: return "int32"
+        case is Int64.Type: return "int64"
+        case is UInt64.Type: return "uint64"
+        default: return "\(type)"
         }
     }
 }
@@ -374,6 +515,8 @@ private struct HDF5ErrorStack {
         descriptions = collected
     }
 
+    func contains(_ text: String) -> Bool { descriptions.contains { $0.contains(text) } }
+
     /// The operating system's reason (strerror text), when a system call failed underneath.
     var systemReason: String? {
         for description in descriptions.reversed() {
@@ -382,10 +525,38 @@ private struct HDF5ErrorStack {
         return nil
     }
 
+    var errno: Int32? {
+        for description in descriptions.reversed() {
+            if let text = Self.value(after: "errno = ", in: description, until: ","), let value = Int32(text) { return value }
+        }
+        return nil
+    }
+
     /// One line: the OS's reason, else HDF5's innermost description.
     var reason: String {
         let text = systemReason ?? descriptions.last ?? "HDF5 recorded no reason"
         return text.split(whereSeparator: \.isNewline).joined(separator: " ")
+    }
+
+    var isLockFailure: Bool { contains("unable to lock file") }
+
+    /// Metadata that does not decode: "bad symbol table node signature", "incorrect metadata
+    /// checksum", "Can't deserialize image". (A file too short is reported as truncated instead.)
+    var isDamage: Bool {
+        descriptions.contains { d in ["signature", "checksum", "deserialize", "decode"].contains { d.lowercased().contains($0) } }
+    }
+
+    /// (bytes present, bytes HDF5 recorded) from "truncated file: eof = 200000, ..., stored_eof = 402432".
+    var truncation: (Int, Int)? {
+        guard let line = descriptions.first(where: { $0.contains("truncated file: eof = ") }),
+              let eof = Self.value(after: "truncated file: eof = ", in: line, until: ",").flatMap({ Int($0) }),
+              let stored = Self.value(after: "stored_eof = ", in: line, until: ",").flatMap({ Int($0) }) else { return nil }
+        return (eof, stored)
+    }
+
+    /// "lzf" from "required filter 'lzf' is not registered".
+    var missingFilter: String? {
+        descriptions.lazy.compactMap { Self.value(after: "required filter '", in: $0, until: "'") }.first
     }
 
     /// The text between `marker` and the next `end` (or the end of the line).
