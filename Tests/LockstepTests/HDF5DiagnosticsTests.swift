@@ -64,7 +64,7 @@ extension FileTests {
                 """)
             let full = try readBytes(path)
             try writeBytes(Array(full.prefix(full.count / 2)), to: path)
-            expectUsage([path, "is truncated", "it has \(full.count / 2) bytes", "recorded \(full.count)", "copy or write it again"]) {
+            expectUsage([path, "is truncated", "it has \(full.count / 2) bytes", "recorded \(full.count)", "copy or write the file again"]) {
                 try HDF5File.open(path)
             }
             // A file that is not HDF5 at all is not called truncated or corrupt.
@@ -86,7 +86,7 @@ extension FileTests {
             let at = try #require((0...(bytes.count - 4)).first { Array(bytes[$0..<($0 + 4)]) == heap }, "no local heap in h5py's file")
             bytes.replaceSubrange(at..<(at + 4), with: Array("JUNK".utf8))
             try writeBytes(bytes, to: path)
-            expectUsage([path, "is corrupt", "signature", "copy or write"]) { try HDF5File.open(path).read("/train/x", as: Float.self) }
+            expectUsage([path, "is corrupt", "signature", "copy or write the file again"]) { try HDF5File.open(path).read("/train/x", as: Float.self) }
         }
 
         @Test func datasetCompressedWithAMissingFilterNamesItBeforeReading() throws {

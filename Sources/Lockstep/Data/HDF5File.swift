@@ -452,12 +452,12 @@ public final class HDF5File {
     private static func openFailure(_ path: String, _ stack: HDF5ErrorStack) -> String {
         if stack.isLockFailure { return "\(path) cannot be opened: " + lockAdvice(stack, creating: false) }
         if let (eof, stored) = stack.truncation {
-            return "\(path) is truncated: it has \(eof) bytes but HDF5 recorded \(stored) when it was written (an interrupted copy or write?): copy or write it again"
+            return "\(path) is truncated: it has \(eof) bytes but HDF5 recorded \(stored) when it was written (an interrupted copy or write?): copy or write the file again"
         }
         if stack.contains("file signature not found") {
             return "\(path) is not an HDF5 file: give a file written by h5py or `lockstep import`"
         }
-        if stack.isDamage { return "\(path) is corrupt: HDF5 cannot open it (\(stack.reason)): copy or write it again" }
+        if stack.isDamage { return "\(path) is corrupt: HDF5 cannot open it (\(stack.reason)): copy or write the file again" }
         return "\(path): HDF5 cannot open it: \(stack.reason)"
     }
 
@@ -479,7 +479,7 @@ public final class HDF5File {
         if stack.contains("conversion path") {
             return "\(path): \(datasetPath) holds \(info.dtypeName), which HDF5 cannot convert to \(Self.numpyName(T.self))"
         }
-        if stack.isDamage { return "\(path) is corrupt: cannot read \(datasetPath) (\(stack.reason)): copy or write it again" }
+        if stack.isDamage { return "\(path) is corrupt: cannot read \(datasetPath) (\(stack.reason)): copy or write the file again" }
         return "\(path): cannot read \(datasetPath): \(stack.reason)"
     }
 
@@ -540,10 +540,14 @@ private struct HDF5ErrorStack {
 
     var isLockFailure: Bool { contains("unable to lock file") }
 
-    /// Metadata that does not decode: "bad symbol table node signature", "incorrect metadata
-    /// checksum", "Can't deserialize image". (A file too short is reported as truncated instead.)
+    /// Metadata that does not decode or points past the file's recorded end: "bad symbol table
+    /// node signature", "incorrect metadata checksum", "Can't deserialize image", "addr overflow"
+    /// (left by a writer that died or ran out of disk mid-flush). A file shorter than its recorded
+    /// end is reported as truncated instead.
     var isDamage: Bool {
-        descriptions.contains { d in ["signature", "checksum", "deserialize", "decode"].contains { d.lowercased().contains($0) } }
+        descriptions.contains { d in
+            ["signature", "checksum", "deserialize", "decode", "addr overflow"].contains { d.lowercased().contains($0) }
+        }
     }
 
     /// (bytes present, bytes HDF5 recorded) from "truncated file: eof = 200000, ..., stored_eof = 402432".
