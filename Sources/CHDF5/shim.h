@@ -19,3 +19,5 @@ static inline hid_t lockstep_h5p_file_access(void) { return H5P_FILE_ACCESS; }
 // Silences HDF5's default error-stack printing: Lockstep reports errors itself, in one line.
 static inline void lockstep_h5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 static inline hid_t lockstep_h5p_link_create(void) { return H5P_LINK_CREATE; }
+// The calling thread's error stack, which Lockstep walks to say why a call failed.
+static inline hid_t lockstep_h5e_default(void) { return H5E_DEFAULT; }

@@ -125,7 +125,7 @@ public enum Checkpoint {
             try file.setAttribute("test_samples", Int64(header.data.testSamples))
             try file.setAttribute("data_fingerprint", [header.data.fingerprint])
             try file.setAttribute("checksum_fnv1a64", [checksum.value])
-            file.close()
+            try file.finish()
             try syncFile(temporary)
             // What is on disk, not what we meant to write: a short write that HDF5 did not
             // report would fail here, before anything replaces a good checkpoint.

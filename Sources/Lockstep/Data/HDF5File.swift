@@ -1,5 +1,6 @@
 // The only place that talks to HDF5: create/open files, write and read whole datasets and root
-// attributes. HDF5's own error stack is silenced; failures become one-line LockstepErrors.
+// attributes. HDF5's own error printing is off; every failed call becomes a one-line
+// LockstepError naming the file and object, with the reason HDF5 recorded (the OS's, if any).
 
 import CHDF5
 
@@ -35,11 +36,26 @@ public struct HDF5DatasetInfo: Equatable {
 
 public final class HDF5File {
     public let path: String
+    /// -1 once closed. An id is handed to H5Fclose at most once, whatever the outcome: see `library`.
     private var id: hid_t
+    /// The first write that failed ("dataset /x", reason), so that finish() cannot call the file complete.
+    private var failedWrite: (object: String, reason: String)?
+
+    /// Runs once, before HDF5 initializes, to stop HDF5 from closing leftover files at exit. When
+    /// H5Fclose's last flush fails (a full disk), HDF5 1.10 frees the file but keeps its id
+    /// registered (CVE-2020-10812, fixed in 1.14.1); its exit handler then closed that id again
+    /// and segfaulted in H5F__close_cb, after the error had been reported. Nothing is lost without
+    /// the handler: a written file is complete only once finish() succeeded (one still being
+    /// written at exit is unfinished either way), and the kernel releases the descriptors and
+    /// locks of files open for reading.
+    private static let library: Void = { _ = H5dont_atexit() }()
 
     /// HDF5's automatic error printing is per thread in its thread-safe build: turn it off on
     /// the calling thread before each operation that may fail (it costs a function call).
-    @inline(__always) private static func quiet() { lockstep_h5_silence_errors() }
+    @inline(__always) private static func quiet() {
+        _ = library
+        lockstep_h5_silence_errors()
+    }
 
     private init(path: String, id: hid_t) {
         self.path = path
@@ -48,35 +64,64 @@ public final class HDF5File {
 
     deinit { close() }
 
-    /// Creates (or truncates) a file for writing.
+    /// Creates (or truncates) a file for writing. Complete it with `finish()`.
     public static func create(_ path: String) throws -> HDF5File {
         quiet()
         let id = H5Fcreate(path, lockstep_h5f_acc_trunc(), lockstep_h5p_default(), lockstep_h5p_default())
-        guard id >= 0 else { throw LockstepError.runtime("cannot create HDF5 file \(path): check that its folder exists and is writable") }
+        guard id >= 0 else {
+            let stack = HDF5ErrorStack()
+            if stack.isLockFailure { throw LockstepError.runtime("cannot create HDF5 file \(path): " + lockAdvice(stack, creating: true)) }
+            throw LockstepError.runtime("cannot create HDF5 file \(path): \(stack.reason) (check that its folder exists and is writable)")
+        }
         return HDF5File(path: path, id: id)
     }
 
-    /// Opens an existing file read-only; a missing or non-HDF5 file is a usage error.
+    /// Opens an existing file read-only; a missing, locked, truncated or non-HDF5 file is a usage error.
     public static func open(_ path: String) throws -> HDF5File {
         quiet()
         guard access(path, R_OK) == 0 else {
-            throw LockstepError.usage("\(path): no such readable file")
-        }
-        guard H5Fis_hdf5(path) > 0 else {
-            throw LockstepError.usage("\(path) is not an HDF5 file (or is truncated): give a file written by h5py or `lockstep import`")
+            throw LockstepError.usage("\(path): no such readable file (\(String(cString: strerror(errno))))")
         }
         let id = H5Fopen(path, lockstep_h5f_acc_rdonly(), lockstep_h5p_default())
-        guard id >= 0 else { throw LockstepError.usage("\(path): HDF5 could not open it (truncated or corrupt?)") }
+        guard id >= 0 else { throw LockstepError.usage(openFailure(path, HDF5ErrorStack())) }
         return HDF5File(path: path, id: id)
     }
 
+    /// Closes without reporting anything: for files opened for reading, and for abandoning a file
+    /// whose writing already failed. A written file is completed with `finish()`, which reports.
     public func close() {
-        if id >= 0 { H5Fclose(id) }
+        guard id >= 0 else { return }
+        Self.quiet()
+        let file = id
         id = -1
+        _ = H5Fclose(file)
     }
 
-    /// Whether an object exists at an absolute path such as "/train/x".
+    /// Completes a file written since `create`: writes out everything HDF5 still holds in memory
+    /// (object headers, the superblock: without them the file is unreadable) and closes it,
+    /// reporting what `close()` would swallow, such as a full disk. It also fails when any write
+    /// to this file failed before, even if that error was caught: the file lacks something.
+    /// Afterwards, whether it succeeded or not, the file is closed and `close()` and deinit do nothing.
+    public func finish() throws {
+        Self.quiet()
+        let what = "cannot finish writing \(path)"
+        let file = try handle(what)
+        id = -1
+        // Close even after a failed flush, to release the descriptor; the flush's error is the one to report.
+        var failure: String?
+        if H5Fflush(file, H5F_SCOPE_LOCAL) < 0 { failure = HDF5ErrorStack().reason }
+        if H5Fclose(file) < 0, failure == nil { failure = HDF5ErrorStack().reason }
+        if let failure { throw LockstepError.runtime("\(what): \(failure)") }
+        if let (object, reason) = failedWrite {
+            throw LockstepError.runtime("\(what): writing \(object) failed earlier: \(reason)")
+        }
+    }
+
+    /// Whether a link exists at an absolute path such as "/train/x" (and at every group above it).
+    /// A soft or external link whose target is missing counts, so that `info` and `read` can then
+    /// say where it points instead of "no such dataset".
     public func exists(_ objectPath: String) -> Bool {
+        guard id >= 0 else { return false }
         Self.quiet()
         var prefix = ""
         for part in objectPath.split(separator: "/") {
@@ -88,6 +133,7 @@ public final class HDF5File {
 
     /// Names of the members of a group ("/" for the root).
     public func members(of group: String) -> [String] {
+        guard id >= 0 else { return [] }
         Self.quiet()
         let g = H5Gopen2(id, group, lockstep_h5p_default())
         guard g >= 0 else { return [] }
@@ -103,53 +149,61 @@ public final class HDF5File {
         }
     }
 
+    /// Shape and element type of a dataset. Fails already here, before any data is read, when the
+    /// dataset is stored with a filter (compression) this HDF5 library does not have.
     public func info(_ datasetPath: String) throws -> HDF5DatasetInfo {
-        let d = try openDataset(datasetPath)
-        defer { H5Dclose(d) }
-        let space = H5Dget_space(d)
-        defer { H5Sclose(space) }
-        let rank = Int(H5Sget_simple_extent_ndims(space))
-        var dims = [hsize_t](repeating: 0, count: max(rank, 1))
-        H5Sget_simple_extent_dims(space, &dims, nil)
-        let type = H5Dget_type(d)
-        defer { H5Tclose(type) }
-        let kind: HDF5DatasetInfo.Kind
-        switch H5Tget_class(type) {
-        case H5T_INTEGER: kind = H5Tget_sign(type) == H5T_SGN_NONE ? .unsignedInteger : .signedInteger
-        case H5T_FLOAT: kind = .float
-        default: kind = .other
+        try withDataset(datasetPath) { d in
+            let what = "\(path): cannot read the shape and type of \(datasetPath)"
+            try requireFilters(d, datasetPath)
+            let (rank, dims) = try Self.using(Self.check(H5Dget_space(d), what, usage: true), H5Sclose, what) { space in
+                let rank = Int(try Self.check(H5Sget_simple_extent_ndims(space), what, usage: true))
+                var dims = [hsize_t](repeating: 0, count: max(rank, 1))
+                try Self.check(H5Sget_simple_extent_dims(space, &dims, nil), what, usage: true)
+                return (rank, dims)
+            }
+            return try Self.using(Self.check(H5Dget_type(d), what, usage: true), H5Tclose, what) { type in
+                let kind: HDF5DatasetInfo.Kind
+                switch H5Tget_class(type) {
+                case H5T_INTEGER: kind = H5Tget_sign(type) == H5T_SGN_NONE ? .unsignedInteger : .signedInteger
+                case H5T_FLOAT: kind = .float
+                default: kind = .other
+                }
+                return HDF5DatasetInfo(shape: dims.prefix(rank).map { Int($0) }, kind: kind, size: H5Tget_size(type))
+            }
         }
-        return HDF5DatasetInfo(shape: dims.prefix(rank).map { Int($0) }, kind: kind, size: H5Tget_size(type))
     }
 
     /// Reads a whole dataset, converted by HDF5 to `T`.
     public func read<T: HDF5Element>(_ datasetPath: String, as: T.Type = T.self) throws -> [T] {
-        let count = try info(datasetPath).count
-        let d = try openDataset(datasetPath)
-        defer { H5Dclose(d) }
-        var status: herr_t = 0
-        let values = [T](unsafeUninitializedCapacity: count) { buf, n in
-            status = H5Dread(d, T.h5type, lockstep_h5s_all(), lockstep_h5s_all(), lockstep_h5p_default(), buf.baseAddress)
-            n = count
+        let info = try info(datasetPath)
+        let count = info.count
+        return try withDataset(datasetPath) { d in
+            var status: herr_t = 0
+            let values = [T](unsafeUninitializedCapacity: count) { buf, n in
+                status = H5Dread(d, T.h5type, lockstep_h5s_all(), lockstep_h5s_all(), lockstep_h5p_default(), buf.baseAddress)
+                n = count
+            }
+            guard status >= 0 else { throw LockstepError.usage(readFailure(datasetPath, info, as: T.self, HDF5ErrorStack())) }
+            return values
         }
-        guard status >= 0 else { throw LockstepError.usage("\(path): cannot read \(datasetPath) (truncated file or unconvertible type)") }
-        return values
     }
 
     /// Writes a dataset at `datasetPath`, creating intermediate groups.
     public func write<T: HDF5Element>(_ datasetPath: String, _ values: UnsafeBufferPointer<T>, shape: [Int]) throws {
         precondition(shape.reduce(1, *) == values.count, "shape does not match the element count")
-        let dims = shape.map { hsize_t($0) }
-        let space = H5Screate_simple(Int32(dims.count), dims, nil)
-        defer { H5Sclose(space) }
-        let lcpl = H5Pcreate(lockstep_h5p_link_create())
-        H5Pset_create_intermediate_group(lcpl, 1)
-        defer { H5Pclose(lcpl) }
-        let d = H5Dcreate2(id, datasetPath, T.h5type, space, lcpl, lockstep_h5p_default(), lockstep_h5p_default())
-        guard d >= 0 else { throw LockstepError.runtime("\(path): cannot create dataset \(datasetPath)") }
-        defer { H5Dclose(d) }
-        let status = H5Dwrite(d, T.h5type, lockstep_h5s_all(), lockstep_h5s_all(), lockstep_h5p_default(), values.baseAddress)
-        guard status >= 0 else { throw LockstepError.runtime("\(path): cannot write dataset \(datasetPath) (disk full?)") }
+        try writing("dataset \(datasetPath)") { file, what in
+            let dims = shape.map { hsize_t($0) }
+            try Self.using(Self.check(H5Screate_simple(Int32(dims.count), dims, nil), what), H5Sclose, what) { space in
+                try Self.using(Self.check(H5Pcreate(lockstep_h5p_link_create()), what), H5Pclose, what) { lcpl in
+                    try Self.check(H5Pset_create_intermediate_group(lcpl, 1), what)
+                    let d = H5Dcreate2(file, datasetPath, T.h5type, space, lcpl, lockstep_h5p_default(), lockstep_h5p_default())
+                    // H5Dclose can fail too: it writes out the last piece of small datasets' data.
+                    try Self.using(Self.check(d, what), H5Dclose, what) { d in
+                        try Self.check(H5Dwrite(d, T.h5type, lockstep_h5s_all(), lockstep_h5s_all(), lockstep_h5p_default(), values.baseAddress), what)
+                    }
+                }
+            }
+        }
     }
 
     public func write<T: HDF5Element>(_ datasetPath: String, _ values: [T], shape: [Int]) throws {
@@ -159,11 +213,13 @@ public final class HDF5File {
     // MARK: Root attributes
 
     public func setAttribute<T: HDF5Element>(_ name: String, _ values: [T]) throws {
-        var dims = [hsize_t(values.count)]
-        let space = H5Screate_simple(1, &dims, nil)
-        defer { H5Sclose(space) }
-        try writeAttribute(name, type: T.h5type, space: space) { a in
-            values.withUnsafeBytes { H5Awrite(a, T.h5type, $0.baseAddress) }
+        try writing("attribute \(name)") { file, what in
+            var dims = [hsize_t(values.count)]
+            try Self.using(Self.check(H5Screate_simple(1, &dims, nil), what), H5Sclose, what) { space in
+                try Self.writeAttribute(file, name, type: T.h5type, space: space, what) { a in
+                    values.withUnsafeBytes { H5Awrite(a, T.h5type, $0.baseAddress) }
+                }
+            }
         }
     }
 
@@ -172,29 +228,32 @@ public final class HDF5File {
     /// A fixed-length, NUL-terminated ASCII/UTF-8 string attribute (h5py reads it as bytes/str).
     public func setAttribute(_ name: String, _ value: String) throws {
         let bytes = Array(value.utf8) + [0]
-        let type = H5Tcopy(lockstep_h5t_c_s1())
-        defer { H5Tclose(type) }
-        H5Tset_size(type, bytes.count)
-        let space = H5Screate(H5S_SCALAR)
-        defer { H5Sclose(space) }
-        try writeAttribute(name, type: type, space: space) { a in
-            bytes.withUnsafeBytes { H5Awrite(a, type, $0.baseAddress) }
+        try writing("attribute \(name)") { file, what in
+            try Self.using(Self.check(H5Tcopy(lockstep_h5t_c_s1()), what), H5Tclose, what) { type in
+                try Self.check(H5Tset_size(type, bytes.count), what)
+                try Self.using(Self.check(H5Screate(H5S_SCALAR), what), H5Sclose, what) { space in
+                    try Self.writeAttribute(file, name, type: type, space: space, what) { a in
+                        bytes.withUnsafeBytes { H5Awrite(a, type, $0.baseAddress) }
+                    }
+                }
+            }
         }
     }
 
     public func attribute<T: HDF5Element>(_ name: String, as: T.Type = T.self) throws -> [T] {
-        let a = try openAttribute(name)
-        defer { H5Aclose(a) }
-        let space = H5Aget_space(a)
-        defer { H5Sclose(space) }
-        let count = Int(H5Sget_simple_extent_npoints(space))
-        var status: herr_t = 0
-        let values = [T](unsafeUninitializedCapacity: count) { buf, n in
-            status = H5Aread(a, T.h5type, buf.baseAddress)
-            n = count
+        try withAttribute(name) { a in
+            let what = "\(path): cannot read attribute \(name)"
+            let count = try Self.using(Self.check(H5Aget_space(a), what, usage: true), H5Sclose, what) { space in
+                Int(try Self.check(H5Sget_simple_extent_npoints(space), what, usage: true))
+            }
+            var status: herr_t = 0
+            let values = [T](unsafeUninitializedCapacity: count) { buf, n in
+                status = H5Aread(a, T.h5type, buf.baseAddress)
+                n = count
+            }
+            guard status >= 0 else { throw LockstepError.usage("\(path): attribute \(name) has the wrong type") }
+            return values
         }
-        guard status >= 0 else { throw LockstepError.usage("\(path): attribute \(name) has the wrong type") }
-        return values
     }
 
     public func int64Attribute(_ name: String) throws -> Int64 {
@@ -205,73 +264,311 @@ public final class HDF5File {
     }
 
     public func stringAttribute(_ name: String) throws -> String {
-        let a = try openAttribute(name)
-        defer { H5Aclose(a) }
-        let type = H5Aget_type(a)
-        defer { H5Tclose(type) }
-        guard H5Tget_class(type) == H5T_STRING, H5Tis_variable_str(type) == 0 else {
-            throw LockstepError.usage("\(path): attribute \(name) is not a fixed-length string")
-        }
-        var bytes = [UInt8](repeating: 0, count: H5Tget_size(type) + 1)
-        guard H5Aread(a, type, &bytes) >= 0 else { throw LockstepError.usage("\(path): cannot read attribute \(name)") }
-        return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
-    }
-
-    public func hasAttribute(_ name: String) -> Bool { H5Aexists(id, name) > 0 }
-
-    /// Paths of every dataset in the file, for messages and `lockstep inspect`.
-    /// Bounded: a group may contain itself (a hard-link cycle is valid HDF5) or list a member its
-    /// name index cannot find (a name that is not UTF-8, a corrupt file); neither may recurse
-    /// without end (docs/fuzzing.md, D3).
-    public func datasetPaths(under group: String = "/") -> [String] {
-        var visited = 0
-        return datasetPaths(under: group, depth: 0, visited: &visited)
-    }
-
-    private func datasetPaths(under group: String, depth: Int, visited: inout Int) -> [String] {
-        guard depth < 16, visited < 10_000 else { return [] }
-        var paths: [String] = []
-        for member in members(of: group) {
-            visited += 1
-            let path = (group == "/" ? "" : group) + "/" + member
-            // Only what exists by name; info's own error message must not come back here.
-            guard exists(path) else { continue }
-            Self.quiet()
-            let d = H5Dopen2(id, path, lockstep_h5p_default())
-            if d >= 0 {
-                H5Dclose(d)
-                paths.append(path)
-            } else {
-                paths += datasetPaths(under: path, depth: depth + 1, visited: &visited)
+        try withAttribute(name) { a in
+            let what = "\(path): cannot read attribute \(name)"
+            return try Self.using(Self.check(H5Aget_type(a), what, usage: true), H5Tclose, what) { type in
+                guard H5Tget_class(type) == H5T_STRING, H5Tis_variable_str(type) == 0 else {
+                    throw LockstepError.usage("\(path): attribute \(name) is not a fixed-length string")
+                }
+                var bytes = [UInt8](repeating: 0, count: H5Tget_size(type) + 1)
+                guard H5Aread(a, type, &bytes) >= 0 else { throw LockstepError.usage("\(what): \(HDF5ErrorStack().reason)") }
+                return String(decoding: bytes.prefix { $0 != 0 }, as: UTF8.self)
             }
         }
-        return paths
+    }
+
+    public func hasAttribute(_ name: String) -> Bool {
+        guard id >= 0 else { return false }
+        Self.quiet()
+        return H5Aexists(id, name) > 0
+    }
+
+    /// Paths of every dataset in the file, for messages and `lockstep inspect` (a dataset with
+    /// two names, through a hard or soft link, is listed under both).
+    public func datasetPaths(under group: String = "/") -> [String] {
+        var seen = Set<[UInt64]>()
+        return datasetPaths(under: group, seen: &seen)
     }
 
     // MARK: Private
 
-    private func openDataset(_ datasetPath: String) throws -> hid_t {
-        Self.quiet()
-        guard exists(datasetPath) else {
-            throw LockstepError.usage("\(path) has no dataset \(datasetPath) (it has \(datasetPaths().joined(separator: ", ")))")
+    /// `seen` holds (file number, address) of each group entered, so a link back up ends the walk.
+    /// By object type, not by whether info() succeeds: a dataset it rejects is still a dataset.
+    private func datasetPaths(under group: String, seen: inout Set<[UInt64]>) -> [String] {
+        members(of: group).flatMap { member -> [String] in
+            let path = (group == "/" ? "" : group) + "/" + member
+            var info = H5O_info_t()
+            guard H5Oget_info_by_name2(id, path, &info, UInt32(H5O_INFO_BASIC), lockstep_h5p_default()) >= 0 else { return [] }
+            switch info.type {
+            case H5O_TYPE_DATASET: return [path]
+            // Also bounded in count: a corrupt file may chain any number of distinct groups.
+            case H5O_TYPE_GROUP where seen.count < 10_000 && seen.insert([UInt64(info.fileno), UInt64(info.addr)]).inserted:
+                return datasetPaths(under: path, seen: &seen)
+            default: return []
+            }
         }
-        let d = H5Dopen2(id, datasetPath, lockstep_h5p_default())
-        guard d >= 0 else { throw LockstepError.usage("\(path): \(datasetPath) is not a dataset") }
-        return d
     }
 
-    private func openAttribute(_ name: String) throws -> hid_t {
+    /// Runs one write of `object` ("dataset /x") with the file's id and the start of its error
+    /// messages, "cannot write dataset /x to FILE", and remembers the first failure for finish().
+    private func writing(_ object: String, _ body: (hid_t, String) throws -> Void) throws {
         Self.quiet()
-        guard hasAttribute(name) else { throw LockstepError.usage("\(path) has no attribute \(name): not a Lockstep checkpoint?") }
-        return H5Aopen(id, name, lockstep_h5p_default())
+        let what = "cannot write \(object) to \(path)"
+        let file = try handle(what)
+        do { try body(file, what) } catch {
+            if failedWrite == nil {
+                let message = (error as? LockstepError)?.message ?? "\(error)"
+                failedWrite = (object, message.hasPrefix(what + ": ") ? String(message.dropFirst(what.count + 2)) : message)
+            }
+            throw error
+        }
     }
 
-    private func writeAttribute(_ name: String, type: hid_t, space: hid_t, _ write: (hid_t) -> herr_t) throws {
-        if H5Aexists(id, name) > 0 { H5Adelete(id, name) }
-        let a = H5Acreate2(id, name, type, space, lockstep_h5p_default(), lockstep_h5p_default())
-        guard a >= 0 else { throw LockstepError.runtime("\(path): cannot create attribute \(name)") }
-        defer { H5Aclose(a) }
-        guard write(a) >= 0 else { throw LockstepError.runtime("\(path): cannot write attribute \(name)") }
+    /// The open file's id, or an error saying the file was already closed (a programmer's slip,
+    /// but thrown rather than trapped: every caller already handles errors).
+    private func handle(_ what: @autoclosure () -> String) throws -> hid_t {
+        guard id >= 0 else { throw LockstepError.runtime("\(what()): the file is already closed") }
+        return id
+    }
+
+    /// `result` if HDF5 reported success, else an error "`what`: reason" (runtime unless `usage`).
+    /// Reads the error stack at once: the next HDF5 call clears it.
+    @discardableResult
+    private static func check<R: BinaryInteger>(_ result: R, _ what: @autoclosure () -> String, usage: Bool = false) throws -> R {
+        guard result < 0 else { return result }
+        let message = "\(what()): \(HDF5ErrorStack().reason)"
+        throw usage ? LockstepError.usage(message) : LockstepError.runtime(message)
+    }
+
+    /// Runs `body` on an object id and closes it. A failed close is reported when `body`
+    /// succeeded; after a failure in `body`, that first failure is the one worth reporting.
+    @discardableResult
+    private static func using<R>(_ object: hid_t, _ close: (hid_t) -> herr_t, _ what: @autoclosure () -> String,
+                                 _ body: (hid_t) throws -> R) throws -> R {
+        let result: R
+        do { result = try body(object) } catch {
+            _ = close(object)
+            throw error
+        }
+        try check(close(object), what())
+        return result
+    }
+
+    private func withDataset<R>(_ datasetPath: String, _ body: (hid_t) throws -> R) throws -> R {
+        Self.quiet()
+        let file = try handle("\(path): cannot read \(datasetPath)")
+        if let unreachable = unreachable(datasetPath) { throw LockstepError.usage(unreachable) }
+        guard exists(datasetPath) else {
+            let paths = datasetPaths()
+            throw LockstepError.usage("\(path) has no dataset \(datasetPath) (it has \(paths.isEmpty ? "none" : paths.joined(separator: ", ")))")
+        }
+        let d = H5Dopen2(file, datasetPath, lockstep_h5p_default())
+        guard d >= 0 else {
+            let stack = HDF5ErrorStack()
+            if stack.isDamage { throw LockstepError.usage("\(path) is corrupt: HDF5 cannot open \(datasetPath) (\(stack.reason)): copy or write the file again") }
+            throw LockstepError.usage("\(path): \(datasetPath) is not a dataset")
+        }
+        return try Self.using(d, H5Dclose, "\(path): cannot close \(datasetPath)", body)
+    }
+
+    /// Why `objectPath` cannot be followed when a soft or external link on the way points at
+    /// nothing or the file's index of names is damaged; nil when every link resolves (or a name
+    /// is simply missing).
+    private func unreachable(_ objectPath: String) -> String? {
+        var prefix = ""
+        for part in objectPath.split(separator: "/") {
+            prefix += "/" + part
+            let found = H5Lexists(id, prefix, lockstep_h5p_default())
+            if found < 0, case let stack = HDF5ErrorStack(), stack.isDamage {
+                return "\(path) is corrupt: HDF5 cannot look up \(prefix) (\(stack.reason)): copy or write the file again"
+            }
+            guard found > 0 else { return nil }
+            var link = H5L_info_t()
+            guard H5Lget_info(id, prefix, &link, lockstep_h5p_default()) >= 0,
+                  link.type == H5L_TYPE_SOFT || link.type == H5L_TYPE_EXTERNAL,
+                  H5Oexists_by_name(id, prefix, lockstep_h5p_default()) <= 0 else { continue }
+            var value = [UInt8](repeating: 0, count: link.u.val_size + 1)
+            guard H5Lget_val(id, prefix, &value, value.count, lockstep_h5p_default()) >= 0 else { return nil }
+            if link.type == H5L_TYPE_SOFT {
+                let target = String(decoding: value.prefix { $0 != 0 }, as: UTF8.self)
+                return "\(path): \(prefix) is a soft link to \(target), which does not exist: point the link at a dataset, or name the dataset itself"
+            }
+            var flags: UInt32 = 0
+            var fileName: UnsafePointer<CChar>?
+            var objectName: UnsafePointer<CChar>?
+            guard H5Lunpack_elink_val(value, link.u.val_size, &flags, &fileName, &objectName) >= 0,
+                  let fileName, let objectName else { return nil }
+            let target = String(cString: fileName), object = String(cString: objectName)
+            // HDF5 looks for a relative target next to the linking file (and in the current folder).
+            let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
+            let resolved = target.hasPrefix("/") ? target : folder + "/" + target
+            if access(resolved, R_OK) == 0 {
+                return "\(path): \(prefix) is an external link to \(target):\(object), and \(resolved) has no readable \(object): fix the link or that file"
+            }
+            return "\(path): \(prefix) is an external link to \(target):\(object), but \(target) cannot be opened (looked for as \(resolved), relative to the linking file's folder): put that file there or fix the link"
+        }
+        return nil
+    }
+
+    /// Fails when a filter in the dataset's pipeline is neither built in nor a loadable plugin:
+    /// HDF5 would only say so when the data is read, as "required filter ... is not registered".
+    private func requireFilters(_ dataset: hid_t, _ datasetPath: String) throws {
+        let what = "\(path): cannot read how \(datasetPath) is stored"
+        try Self.using(Self.check(H5Dget_create_plist(dataset), what, usage: true), H5Pclose, what) { dcpl in
+            let count = try Self.check(H5Pget_nfilters(dcpl), what, usage: true)
+            for index in 0..<UInt32(count) {
+                var flags: UInt32 = 0, values = 0, config: UInt32 = 0
+                var name = [CChar](repeating: 0, count: 80)
+                let filter = H5Pget_filter2(dcpl, index, &flags, &values, nil, name.count, &name, &config)
+                guard filter >= 0, H5Zfilter_avail(filter) <= 0 else { continue }
+                var label = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                if label.isEmpty { label = Self.knownFilters[filter] ?? "unnamed" }
+                throw LockstepError.usage("\(path): \(datasetPath) is compressed with the \(label) filter (HDF5 filter id \(filter)), which this HDF5 library does not have: rewrite it with compression=\"gzip\" or none (h5py's create_dataset), or install that filter's HDF5 plugin and set HDF5_PLUGIN_PATH")
+            }
+        }
+    }
+
+    /// Registered ids of third-party filters h5py users meet, for files that store no name.
+    private static let knownFilters: [H5Z_filter_t: String] = [
+        307: "bzip2", 32000: "lzf", 32001: "blosc", 32004: "lz4", 32008: "bitshuffle", 32013: "zfp", 32015: "zstd",
+    ]
+
+    private func withAttribute<R>(_ name: String, _ body: (hid_t) throws -> R) throws -> R {
+        Self.quiet()
+        let file = try handle("\(path): cannot read attribute \(name)")
+        guard hasAttribute(name) else { throw LockstepError.usage("\(path) has no attribute \(name): not a Lockstep checkpoint?") }
+        let what = "\(path): cannot read attribute \(name)"
+        return try Self.using(Self.check(H5Aopen(file, name, lockstep_h5p_default()), what, usage: true), H5Aclose, what, body)
+    }
+
+    private static func writeAttribute(_ file: hid_t, _ name: String, type: hid_t, space: hid_t, _ what: String,
+                                       _ write: (hid_t) -> herr_t) throws {
+        if try Self.check(H5Aexists(file, name), what) > 0 { try Self.check(H5Adelete(file, name), what) }
+        try Self.using(Self.check(H5Acreate2(file, name, type, space, lockstep_h5p_default(), lockstep_h5p_default()), what), H5Aclose, what) { a in
+            try Self.check(write(a), what)
+        }
+    }
+
+    /// What to tell the user when H5Fopen failed: the file is locked, truncated, not HDF5, or else corrupt.
+    private static func openFailure(_ path: String, _ stack: HDF5ErrorStack) -> String {
+        if stack.isLockFailure { return "\(path) cannot be opened: " + lockAdvice(stack, creating: false) }
+        if let (eof, stored) = stack.truncation {
+            return "\(path) is truncated: it has \(eof) bytes but HDF5 recorded \(stored) when it was written (an interrupted copy or write?): copy or write the file again"
+        }
+        if stack.contains("file signature not found") {
+            return "\(path) is not an HDF5 file: give a file written by h5py or `lockstep import`"
+        }
+        if stack.isDamage { return "\(path) is corrupt: HDF5 cannot open it (\(stack.reason)): copy or write the file again" }
+        return "\(path): HDF5 cannot open it: \(stack.reason)"
+    }
+
+    /// HDF5 1.10 locks every file it opens (flock): readers share a lock, a writer holds it alone.
+    private static func lockAdvice(_ stack: HDF5ErrorStack, creating: Bool) -> String {
+        if stack.errno == EWOULDBLOCK || stack.errno == EAGAIN {
+            if creating {
+                return "it is locked by another process that has it open: wait for that process to close it (on a filesystem without working locks, set HDF5_USE_FILE_LOCKING=FALSE)"
+            }
+            return "it is locked by another process that has it open for writing: wait for that writer to finish (on a filesystem without working locks, set HDF5_USE_FILE_LOCKING=FALSE)"
+        }
+        return "HDF5 cannot lock it (\(stack.reason)): on a filesystem without working file locks, set HDF5_USE_FILE_LOCKING=FALSE"
+    }
+
+    private func readFailure<T>(_ datasetPath: String, _ info: HDF5DatasetInfo, as: T.Type, _ stack: HDF5ErrorStack) -> String {
+        if let filter = stack.missingFilter {
+            return "\(path): \(datasetPath) is compressed with the \(filter) filter, which this HDF5 library does not have: rewrite it with compression=\"gzip\" or none (h5py's create_dataset), or install that filter's HDF5 plugin and set HDF5_PLUGIN_PATH"
+        }
+        if stack.contains("conversion path") {
+            return "\(path): \(datasetPath) holds \(info.dtypeName), which HDF5 cannot convert to \(Self.numpyName(T.self))"
+        }
+        if stack.isDamage { return "\(path) is corrupt: cannot read \(datasetPath) (\(stack.reason)): copy or write the file again" }
+        return "\(path): cannot read \(datasetPath): \(stack.reason)"
+    }
+
+    private static func numpyName<T>(_ type: T.Type) -> String {
+        switch type {
+        case is Float.Type: return "float32"
+        case is Double.Type: return "float64"
+        case is UInt8.Type: return "uint8"
+        case is Int32.Type: return "int32"
+        case is Int64.Type: return "int64"
+        case is UInt64.Type: return "uint64"
+        default: return "\(type)"
+        }
+    }
+}
+
+/// The descriptions on the calling thread's HDF5 error stack, outermost call first, read right
+/// after a failed call (the next HDF5 API call clears them). The innermost ones carry the cause,
+/// e.g. "..., errno = 28, error message = 'No space left on device', ...".
+private struct HDF5ErrorStack {
+    let descriptions: [String]
+
+    init() {
+        var collected: [String] = []
+        withUnsafeMutablePointer(to: &collected) { list in
+            _ = H5Ewalk2(lockstep_h5e_default(), H5E_WALK_DOWNWARD, { _, error, data in
+                if let desc = error?.pointee.desc, let data {
+                    data.assumingMemoryBound(to: [String].self).pointee.append(String(cString: desc))
+                }
+                return 0
+            }, list)
+        }
+        descriptions = collected
+    }
+
+    func contains(_ text: String) -> Bool { descriptions.contains { $0.contains(text) } }
+
+    /// The operating system's reason (strerror text), when a system call failed underneath.
+    var systemReason: String? {
+        for description in descriptions.reversed() {
+            if let text = Self.value(after: "error message = '", in: description, until: "'") { return text }
+        }
+        return nil
+    }
+
+    var errno: Int32? {
+        for description in descriptions.reversed() {
+            if let text = Self.value(after: "errno = ", in: description, until: ","), let value = Int32(text) { return value }
+        }
+        return nil
+    }
+
+    /// One line: the OS's reason, else HDF5's innermost description.
+    var reason: String {
+        let text = systemReason ?? descriptions.last ?? "HDF5 recorded no reason"
+        return text.split(whereSeparator: \.isNewline).joined(separator: " ")
+    }
+
+    var isLockFailure: Bool { contains("unable to lock file") }
+
+    /// Metadata that does not decode or points past the file's recorded end: "bad symbol table
+    /// node signature", "incorrect metadata checksum", "Can't deserialize image", "addr overflow"
+    /// (left by a writer that died or ran out of disk mid-flush). A file shorter than its recorded
+    /// end is reported as truncated instead.
+    var isDamage: Bool {
+        descriptions.contains { d in
+            ["signature", "checksum", "deserialize", "decode", "addr overflow"].contains { d.lowercased().contains($0) }
+        }
+    }
+
+    /// (bytes present, bytes HDF5 recorded) from "truncated file: eof = 200000, ..., stored_eof = 402432".
+    var truncation: (Int, Int)? {
+        guard let line = descriptions.first(where: { $0.contains("truncated file: eof = ") }),
+              let eof = Self.value(after: "truncated file: eof = ", in: line, until: ",").flatMap({ Int($0) }),
+              let stored = Self.value(after: "stored_eof = ", in: line, until: ",").flatMap({ Int($0) }) else { return nil }
+        return (eof, stored)
+    }
+
+    /// "lzf" from "required filter 'lzf' is not registered".
+    var missingFilter: String? {
+        descriptions.lazy.compactMap { Self.value(after: "required filter '", in: $0, until: "'") }.first
+    }
+
+    /// The text between `marker` and the next `end` (or the end of the line).
+    private static func value(after marker: String, in text: String, until end: Character) -> String? {
+        guard let start = text.range(of: marker)?.upperBound else { return nil }
+        let rest = text[start...]
+        return String(rest.prefix { $0 != end && !$0.isNewline }).trimmingCharacters()
     }
 }
 

@@ -137,7 +137,8 @@ public enum IDXImporter {
             defer { file.close() }
             try write(train.x, train.y, split: "train", into: file)
             try write(test.x, test.y, split: "test", into: file)
-            file.close()
+            // Flushed and closed with both checked: a full disk is an error here, not a bad file later.
+            try file.finish()
             guard rename(temporary, output) == 0 else {
                 throw LockstepError.runtime("cannot rename \(temporary) to \(output): \(String(cString: strerror(errno)))")
             }
