@@ -47,10 +47,11 @@ public struct CheckpointHeader: Equatable, Sendable {
     public var optimizerUpdates: Int
     /// Names of the optimizer state buffers, in the order they are stored.
     public var optimizerState: [String]
-    public var data: DataIdentity
+    /// nil only in a format-1 checkpoint, which did not record it.
+    public var data: DataIdentity?
 
     public init(position: TrainingPosition, worldSize: Int, seed: UInt64, config: String, optimizerUpdates: Int,
-                optimizerState: [String], data: DataIdentity) {
+                optimizerState: [String], data: DataIdentity?) {
         self.position = position
         self.worldSize = worldSize
         self.seed = seed
@@ -63,6 +64,7 @@ public struct CheckpointHeader: Equatable, Sendable {
     /// Adds the header to a checksum after the tensors: a tampered or bit-flipped position is
     /// as detectable as a flipped weight.
     func add(to checksum: inout FNV1a64) {
+        let data = self.data ?? DataIdentity(trainSamples: 0, testSamples: 0, fingerprint: 0)
         let numbers: [Int64] = [Checkpoint.formatVersion, Int64(position.step), Int64(position.epoch), Int64(position.epochStep),
                                 Int64(position.samplesSeen), Int64(worldSize), Int64(bitPattern: seed), Int64(optimizerUpdates),
                                 Int64(data.trainSamples), Int64(data.testSamples), Int64(bitPattern: data.fingerprint)]
@@ -109,6 +111,7 @@ public enum Checkpoint {
                     try file.write("/optimizer/\(name)/\(view.path)", UnsafeBufferPointer(buffer.slice(view.offset, view.count)), shape: view.spec.shape)
                 }
             }
+            guard let data = header.data else { preconditionFailure("a checkpoint is written with its data identity") }
             var checksum = tensorChecksum(network: network, state: optimizer.stateBuffers)
             header.add(to: &checksum)
             try file.setAttribute("format_version", formatVersion)
@@ -121,12 +124,12 @@ public enum Checkpoint {
             try file.setAttribute("optimizer_state", header.optimizerState.joined(separator: ","))
             try file.setAttribute("optimizer_updates", Int64(header.optimizerUpdates))
             try file.setAttribute("config", header.config)
-            try file.setAttribute("train_samples", Int64(header.data.trainSamples))
-            try file.setAttribute("test_samples", Int64(header.data.testSamples))
-            try file.setAttribute("data_fingerprint", [header.data.fingerprint])
+            try file.setAttribute("train_samples", Int64(data.trainSamples))
+            try file.setAttribute("test_samples", Int64(data.testSamples))
+            try file.setAttribute("data_fingerprint", [data.fingerprint])
             try file.setAttribute("checksum_fnv1a64", [checksum.value])
             try file.finish()
-            try syncFile(temporary)
+            try syncToDisk(temporary)
             // What is on disk, not what we meant to write: a short write that HDF5 did not
             // report would fail here, before anything replaces a good checkpoint.
             let written = try read(temporary, network: network)
@@ -136,11 +139,24 @@ public enum Checkpoint {
             guard rename(temporary, path) == 0 else {
                 throw LockstepError.runtime("cannot rename \(temporary) to \(path): \(String(cString: strerror(errno)))")
             }
-            try syncFile(folder(of: path))
-        } catch let error as LockstepError {
+            try syncToDisk(folder(of: path))
+        } catch {
+            // Asked before the unlink: removing our own half-written file may free the space.
+            let message = (error as? LockstepError)?.message ?? "\(error)"
+            let full = message.contains("No space left on device") || message.contains("Disk quota exceeded")
+                ? "the filesystem holding \(folder(of: path)) is full" : diskFull(folder(of: path))
             unlink(temporary)
-            throw diskFull(folder(of: path)).map { LockstepError.runtime("cannot write checkpoint \(path): \($0) (\(error.message)); the older checkpoints are kept: free space and continue with --resume") } ?? error
+            guard let full else { throw error }
+            throw LockstepError.runtime("cannot write checkpoint \(path): \(full) (\(message)); the older checkpoints are kept: free space and continue with --resume")
         }
+    }
+
+    /// Whether `error` from `read` says the file is damaged (so the way on is the checkpoint
+    /// before it), rather than locked, from another version, or of another model. HDF5File's and
+    /// read's own wordings for damage, kept together here.
+    public static func isDamage(_ error: LockstepError) -> Bool {
+        ["checksum mismatch", "truncated", "corrupt", "not an HDF5 file", "is impossible", "has no attribute"]
+            .contains { error.message.contains($0) }
     }
 
     /// "the filesystem holding X is full (12 KiB free)" when it is, else nil.
@@ -169,9 +185,10 @@ public enum Checkpoint {
     public static func read(_ path: String, network: Network) throws -> CheckpointContents {
         let file = try HDF5File.open(path)
         let version = try file.int64Attribute("format_version")
-        guard version == formatVersion else {
-            let why = version < formatVersion ? " (its position is not covered by its checksum): finish that run with the lockstep that wrote it, or start a new run directory" : ""
-            throw LockstepError.usage("\(path) has checkpoint format version \(version); this lockstep reads version \(formatVersion)\(why)")
+        // Version 1 (before the checksum covered the header) still resumes: its tensors are
+        // checked by their checksum, its position against the job's plan like any other.
+        guard version == formatVersion || version == 1 else {
+            throw LockstepError.usage("\(path) has checkpoint format version \(version); this lockstep reads versions 1 and \(formatVersion)")
         }
         var checksum = FNV1a64()
         var parameters = [Float](repeating: 0, count: network.parameterCount)
@@ -204,10 +221,10 @@ public enum Checkpoint {
             position: position, worldSize: Int(try file.int64Attribute("world_size")),
             seed: try scalar(file, "seed", as: UInt64.self), config: try file.stringAttribute("config"),
             optimizerUpdates: Int(try file.int64Attribute("optimizer_updates")), optimizerState: names,
-            data: DataIdentity(trainSamples: Int(try file.int64Attribute("train_samples")),
-                               testSamples: Int(try file.int64Attribute("test_samples")),
-                               fingerprint: try scalar(file, "data_fingerprint", as: UInt64.self)))
-        header.add(to: &checksum)
+            data: version == 1 ? nil : DataIdentity(trainSamples: Int(try file.int64Attribute("train_samples")),
+                                                     testSamples: Int(try file.int64Attribute("test_samples")),
+                                                     fingerprint: try scalar(file, "data_fingerprint", as: UInt64.self)))
+        if version != 1 { header.add(to: &checksum) }
         let stored = try scalar(file, "checksum_fnv1a64", as: UInt64.self)
         guard stored == checksum.value else {
             throw LockstepError.usage("\(path): checksum mismatch, the checkpoint is corrupt")
@@ -258,10 +275,4 @@ public enum Checkpoint {
         return String(path[..<slash])
     }
 
-    private static func syncFile(_ path: String) throws {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw LockstepError.runtime("cannot open \(path) to fsync it") }
-        defer { close(fd) }
-        guard fsync(fd) == 0 else { throw LockstepError.runtime("fsync of \(path) failed: \(String(cString: strerror(errno)))") }
-    }
 }

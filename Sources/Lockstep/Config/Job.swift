@@ -120,9 +120,6 @@ public struct Job: Equatable, Sendable {
         if run.out.isEmpty {
             throw LockstepError.usage("run.out is empty: set it to the run directory, e.g. run.out = \"runs/\(name)\" (the default)")
         }
-        if run.out.hasPrefix("/") && run.out.split(separator: "/").allSatisfy({ $0 == "." }) {
-            throw LockstepError.usage("run.out = \"\(run.out)\" is the root folder: choose a run directory such as runs/\(name)")
-        }
         try r.finish()
 
         let d = try root.section("data")

@@ -139,9 +139,11 @@ public enum IDXImporter {
             try write(test.x, test.y, split: "test", into: file)
             // Flushed and closed with both checked: a full disk is an error here, not a bad file later.
             try file.finish()
+            try syncToDisk(temporary)
             guard rename(temporary, output) == 0 else {
                 throw LockstepError.runtime("cannot rename \(temporary) to \(output): \(String(cString: strerror(errno)))")
             }
+            try syncToDisk(folder.isEmpty ? "." : folder)
         } catch {
             if wrote { unlink(temporary) }
             removeDirectories(created)

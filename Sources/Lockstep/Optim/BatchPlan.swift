@@ -29,7 +29,7 @@ public struct BatchPlan: Equatable, Sendable {
         func done() -> Bool { totalSteps.map { covered >= $0 } ?? (epoch >= epochs) }
         while !done() {
             let batch = schedule.batch(epoch: epoch)
-            let stepsPerEpoch = samples / batch
+            let stepsPerEpoch = EpochOrder.stepsPerEpoch(samples: samples, globalBatch: batch)
             // The epochs this batch holds: to the end of the growth interval, or (once the batch
             // has stopped changing) to the end of the run.
             let (next, pastInt) = (epoch / schedule.everyEpochs + 1).multipliedReportingOverflow(by: schedule.everyEpochs)
@@ -49,7 +49,7 @@ public struct BatchPlan: Equatable, Sendable {
             let (segmentSteps, o1) = span.multipliedReportingOverflow(by: stepsPerEpoch)
             let (sum, o2) = covered.addingReportingOverflow(segmentSteps)
             guard !o1 && !o2 else {
-                throw LockstepError.usage("run.epochs = \(epochs) at \(stepsPerEpoch) steps per epoch is more than \(Int.max) steps: set fewer epochs, or run.steps")
+                throw LockstepError.usage("\(epochs) epochs at \(stepsPerEpoch) steps per epoch are more than \(Int.max) steps: set fewer run.epochs (or schedule.warmup_epochs), or run.steps")
             }
             covered = sum
             if stepsPerEpoch == 0 { break }
@@ -60,15 +60,6 @@ public struct BatchPlan: Equatable, Sendable {
     }
 
     public var largestBatch: Int { segments.map(\.batch).max() ?? 0 }
-
-    /// Steps in the first `epochs` epochs (all of them if the plan is shorter).
-    public func steps(inFirst epochs: Int) -> Int {
-        var total = 0
-        for s in segments where s.firstEpoch < epochs {
-            total += min(s.epochs, epochs - s.firstEpoch) * s.stepsPerEpoch
-        }
-        return total
-    }
 
     /// Where training stands after `step` steps (0...steps), as the trainer counts it: an epoch's
     /// last step leaves `epochStep == stepsPerEpoch`; the next step moves to the next epoch.

@@ -11,6 +11,8 @@ import Glibc
 public final class RunDirectoryLock {
     public static let fileName = ".lock"
     private let descriptor: Int32
+    /// Set when the filesystem has no locks: the run goes on unlocked and says so.
+    public private(set) var warning: String?
 
     /// Takes the lock or throws a usage error naming the process that holds it.
     public init(_ runDirectory: String) throws {
@@ -26,8 +28,16 @@ public final class RunDirectoryLock {
             let reason = errno
             if reason == EINTR { continue }
             defer { close(fd) }
+            if reason == ENOLCK || reason == ENOSYS || reason == EOPNOTSUPP {
+                // NFS without a lock manager, Lustre without flock: often a cluster's only shared
+                // filesystem. Refusing every run there would be worse than running unguarded.
+                warning = "warning: \(runDirectory) cannot be locked (\(String(cString: strerror(reason))) on this filesystem): make sure no other run uses it at the same time"
+                close(fd)
+                descriptor = -1
+                return
+            }
             guard reason == EACCES || reason == EAGAIN else {
-                throw LockstepError.usage("cannot lock \(path): \(String(cString: strerror(reason))); on a filesystem without locks choose another run.out")
+                throw LockstepError.usage("cannot lock \(path): \(String(cString: strerror(reason))); choose another run.out")
             }
             throw LockstepError.usage("\(runDirectory) is in use by another run (\(Self.holder(fd))): wait for it to finish, or choose another run directory (--set run.out=DIR)")
         }
@@ -35,7 +45,7 @@ public final class RunDirectoryLock {
     }
 
     /// Held until the process exits; closing earlier releases it (tests, `lockstep bench`).
-    deinit { close(descriptor) }
+    deinit { if descriptor >= 0 { close(descriptor) } }
 
     /// "process 1234: lockstep train jobs/x.toml", from F_GETLK and /proc when the holder is local.
     private static func holder(_ fd: Int32) -> String {

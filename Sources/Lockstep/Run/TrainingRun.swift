@@ -69,7 +69,8 @@ public enum TrainingRun {
             let network = try Network(inputShape: train.sampleShape, layers: job.layers,
                                       extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2)
             // Activations are sized for the largest pass: a micro-batch, or the rank's whole share.
-            let rows = try job.batch.micro ?? (job.largestBatch(trainSamples: train.count) / comm.size)
+            let rows = Trainer.passRows(largestBatch: try job.largestBatch(trainSamples: train.count), ranks: comm.size,
+                                        groupsPerRank: job.gsnr?.groupsPerRank ?? 1, microBatch: job.batch.micro, fullBatch: job.batch.full)
             try MemoryBudget.require(count: network.activationFloatsPerSample.flatMap { MemoryBudget.product([$0, rows]) },
                                      elementSize: MemoryLayout<Float>.size,
                                      for: "the activations of \(rows) samples per rank", fix: "use a smaller batch.global, batch.micro, or fewer units")
@@ -92,6 +93,7 @@ public enum TrainingRun {
                 }
             }
             let lock = try RunDirectoryLock(job.run.out)
+            if let warning = lock.warning { Console.info(warning) }
             try makeDirectories(checkpointDir)
             if !options.resume && !Checkpoint.list(in: checkpointDir).isEmpty {
                 throw LockstepError.usage("\(job.run.out) already has checkpoints: pass --resume to continue that run, or choose another run directory (--set run.out=DIR)")
@@ -278,12 +280,13 @@ public enum TrainingRun {
         guard wanted else { return nil }
         let network = trainer.network
         let contents = try comm.agree { () -> CheckpointContents? in
-            guard comm.isRoot, let newest = Checkpoint.list(in: dir).last else { return nil }
-            let older = Checkpoint.list(in: dir).dropLast().last
+            let checkpoints = comm.isRoot ? Checkpoint.list(in: dir) : []
+            guard let newest = checkpoints.last else { return nil }
+            let older = checkpoints.dropLast().last
             let contents: CheckpointContents
             do {
                 contents = try Checkpoint.read(newest, network: network)
-            } catch let error as LockstepError where !error.message.contains("different model") {
+            } catch let error as LockstepError where Checkpoint.isDamage(error) {
                 // A damaged newest checkpoint: the way on is the one before it, not a new data file.
                 let advice = older.map { "delete or move aside \(newest) to resume from \($0)" } ?? "it is the only checkpoint: start the run again without --resume in a new run directory"
                 throw LockstepError.usage("newest checkpoint unreadable: \(error.message) — \(advice)")
@@ -337,14 +340,15 @@ public enum TrainingRun {
         guard Set(header.optimizerState) == stateNames else {
             throw LockstepError.usage("\(path) holds optimizer state [\(header.optimizerState.sorted().joined(separator: ", "))] but this job's optimizer needs [\(stateNames.sorted().joined(separator: ", "))]: resume with the same optimizer settings \(fresh)")
         }
-        if data.trainSamples != header.data.trainSamples {
-            throw LockstepError.usage("cannot resume \(path): it was trained on \(header.data.trainSamples) training samples but data.file = \"\(job.data.file)\" has \(data.trainSamples) (the data order depends on them): resume with the checkpoint's data file \(fresh)")
+        let stored = header.data ?? data
+        if header.data == nil {
+            Console.info("warning: \(path) is in checkpoint format 1, which did not record its data file: make sure data.file is the file it was trained on (its next checkpoint will record it)")
         }
-        if data.fingerprint != header.data.fingerprint {
+        if data.trainSamples != stored.trainSamples {
+            throw LockstepError.usage("cannot resume \(path): it was trained on \(stored.trainSamples) training samples but data.file = \"\(job.data.file)\" has \(data.trainSamples) (the data order depends on them): resume with the checkpoint's data file \(fresh)")
+        }
+        if data.fingerprint != stored.fingerprint {
             throw LockstepError.usage("cannot resume \(path): the training samples of data.file = \"\(job.data.file)\" are not the ones it was trained on (same count, different content fingerprint): resume with the checkpoint's data file \(fresh)")
-        }
-        if header.seed != job.run.seed {
-            throw LockstepError.usage("cannot resume \(path): it was trained with run.seed = \(header.seed), the job has \(job.run.seed): resume with run.seed = \(header.seed) \(fresh)")
         }
         let total = try job.totalSteps(trainSamples: data.trainSamples)
         let p = header.position
@@ -357,8 +361,8 @@ public enum TrainingRun {
               header.optimizerUpdates <= p.step || job.optimizer.name == .lbfgs else {
             throw LockstepError.usage("\(path): its position (step \(p.step), epoch \(p.epoch), epoch step \(p.epochStep), \(p.samplesSeen) samples) is not where this job stands after \(p.step) steps: the checkpoint does not belong to this job; \(fresh)")
         }
-        if data.testSamples != header.data.testSamples {
-            Console.info("warning: the test split has \(data.testSamples) samples, the checkpoint's had \(header.data.testSamples): evaluations are not comparable with the earlier ones")
+        if data.testSamples != stored.testSamples {
+            Console.info("warning: the test split has \(data.testSamples) samples, the checkpoint's had \(stored.testSamples): evaluations are not comparable with the earlier ones")
         }
         for d in differences where d.verdict == .warning {
             Console.info("warning: resuming with \(d.key) = \(d.job) (the checkpoint has \(d.checkpoint)): \(d.why); not the run the checkpoint came from")

@@ -136,3 +136,11 @@ public func writeTextFileAtomically(_ path: String, _ text: String) throws {
         throw LockstepError.runtime("cannot write \(path): \(String(cString: strerror(errno)))")
     }
 }
+
+/// fsync of a file or a folder (after a rename, the folder holds the new name).
+public func syncToDisk(_ path: String) throws {
+    let fd = open(path, O_RDONLY)
+    guard fd >= 0 else { throw LockstepError.runtime("cannot open \(path) to fsync it: \(String(cString: strerror(errno)))") }
+    defer { close(fd) }
+    guard fsync(fd) == 0 else { throw LockstepError.runtime("fsync of \(path) failed: \(String(cString: strerror(errno)))") }
+}

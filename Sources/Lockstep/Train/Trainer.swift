@@ -136,11 +136,18 @@ public final class Trainer {
         overlapsExchange = overlap && buckets != nil
         loader = fullBatch ? nil : BatchLoader(data: train, seed: seed, capacity: largestBatch / comm.size)
         // Sized once for the largest pass of the run.
-        capacity = max(fullBatch ? (microBatch ?? Self.evaluationChunk) : (microBatch ?? largestBatch / comm.size / groupsPerRank),
-                       Self.evaluationChunk)
+        capacity = Self.passRows(largestBatch: largestBatch, ranks: comm.size, groupsPerRank: groupsPerRank,
+                                 microBatch: microBatch, fullBatch: fullBatch)
         input = FloatBuffer(count: capacity * train.width)
         labels = .allocate(capacity: capacity)
         network.reserve(batch: capacity)
+    }
+
+    /// Rows of the largest forward/backward pass of the run (a micro-batch, a GSNR group's
+    /// share, or an evaluation chunk): what activations are sized for, and what a run checks
+    /// against the node's memory before building the trainer.
+    public static func passRows(largestBatch: Int, ranks: Int, groupsPerRank: Int, microBatch: Int?, fullBatch: Bool) -> Int {
+        max(fullBatch ? (microBatch ?? evaluationChunk) : (microBatch ?? largestBatch / ranks / groupsPerRank), evaluationChunk)
     }
 
     deinit {
