@@ -52,7 +52,8 @@ extension MultiRank {
             #expect(launch.exitCode == ExitStatus.failure, "exit \(launch.exitCode): \(launch.stderr)")
             #expect(launch.lockstepErrors.count == 1, "one line for the job: \(launch.stderr)")
             let line = launch.lockstepErrors.first ?? ""
-            #expect(line.contains("cannot write checkpoint") && line.contains("is full") && line.contains("--resume"), "\(line)")
+            // Whichever write met the full disk first (a metrics line or the checkpoint) ends the run.
+            #expect((line.contains("cannot write checkpoint") || line.contains("metrics.jsonl")) && line.contains("is full") && line.contains("--resume"), "\(line)")
             #expect(!launch.stderr.contains("Segmentation") && !launch.stderr.contains("signal 11"), "\(launch.stderr)")
             // Exactly the good checkpoint: no temporary file, nothing half-written under its name.
             let names = (try? FileManager.default.contentsOfDirectory(atPath: checkpoints)) ?? []
@@ -68,6 +69,12 @@ extension MultiRank {
             let resumed = try Launcher.run(ranks: 2, ["train", job, "--resume", "--stop-after", "\(contents.position.step + 50)"], timeout: 90)
             #expect(resumed.exitCode == 0, "\(resumed.stderr)")
             #expect(resumed.stdout.contains("resuming from \(newest)"), "\(resumed.stdout)")
+            // Every line of the log is whole and each evaluation after the checkpoint is there again.
+            let text = try String(contentsOfFile: "\(mount)/run/metrics.jsonl", encoding: .utf8)
+            let lines = text.split(separator: "\n")
+            #expect(try Scratch.metrics("\(mount)/run").count == lines.count && lines.allSatisfy { $0.hasSuffix("}") })
+            let evaluated = try Scratch.metrics("\(mount)/run").filter { $0["split"] as? String == "test" }.compactMap { $0["step"] as? Int }
+            #expect(evaluated == Array(stride(from: 10, through: contents.position.step + 50, by: 10)), "\(evaluated)")
         }
     }
 }

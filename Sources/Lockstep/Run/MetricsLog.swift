@@ -8,11 +8,15 @@ public final class MetricsLog {
     public init(path: String, isRoot: Bool, resumeFromStep: Int?) throws {
         guard isRoot else { writer = nil; return }
         if let step = resumeFromStep, let text = readTextFile(path) {
-            let kept = text.split(separator: "\n").filter { (Self.step(of: $0) ?? 0) <= step }
+            // Whole objects only: a line cut short by a full disk is not kept.
+            let kept = text.split(separator: "\n").filter { $0.hasSuffix("}") && (Self.step(of: $0) ?? 0) <= step }
             try writeTextFileAtomically(path, kept.map { $0 + "\n" }.joined())
         }
         writer = try LineWriter(path: path, append: resumeFromStep != nil)
     }
+
+    /// Why a line could not be appended (rank 0), if one could not.
+    public var failure: String? { writer?.failure }
 
     /// Appends one object. Values are numbers, or strings when they come as String.
     public func log(_ fields: KeyValuePairs<String, Any>) { log(fields.map { ($0.key, $0.value) }) }

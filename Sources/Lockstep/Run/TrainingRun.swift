@@ -210,7 +210,7 @@ public enum TrainingRun {
                 say("full gradient after epoch \(p.epoch): norm \(format(full.norm, 5)), training loss \(format(full.loss, 4)), \(p.samplesSeen) samples processed")
             }
             if p.step == stopAt || trainer.stopAgreed || (job.run.checkpointEvery > 0 ? p.step % job.run.checkpointEvery == 0 : epochEnd) {
-                try writeCheckpoint(job: job, dir: checkpointDir, trainer: trainer, comm: comm, data: data)
+                try writeCheckpoint(job: job, dir: checkpointDir, trainer: trainer, comm: comm, data: data, metrics: metrics)
             }
             if trainer.stopAgreed && p.step < stopAt {
                 let signal = StopSignal.received
@@ -379,9 +379,16 @@ public enum TrainingRun {
         }
     }
 
-    private static func writeCheckpoint(job: Job, dir: String, trainer: Trainer, comm: Communicator, data: DataIdentity) throws {
+    private static func writeCheckpoint(job: Job, dir: String, trainer: Trainer, comm: Communicator, data: DataIdentity,
+                                        metrics: MetricsLog) throws {
         try comm.agree {
             guard comm.isRoot else { return }
+            // Lines lost since the last checkpoint come back on --resume from it (metrics.jsonl is
+            // cut to the resumed step), but only if no newer checkpoint is written over them.
+            if let failure = metrics.failure {
+                let full = Checkpoint.diskFull(job.run.out).map { ": \($0)" } ?? ""
+                throw LockstepError.runtime("cannot append to \(job.run.out)/metrics.jsonl (\(failure))\(full); stopped before checkpointing step \(trainer.position.step), so --resume from the last checkpoint logs every lost line again: free space first")
+            }
             let path = dir + "/" + Checkpoint.fileName(step: trainer.position.step)
             let header = CheckpointHeader(position: trainer.position, worldSize: comm.size, seed: job.run.seed, config: job.resolvedTOML,
                                           optimizerUpdates: trainer.optimizer.updates,

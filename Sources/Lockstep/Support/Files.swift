@@ -114,11 +114,16 @@ public final class LineWriter {
         }
         file = f
     }
+    /// Why a line could not be written (the first failure; e.g. "No space left on device").
+    public private(set) var failure: String?
     deinit { fclose(file) }
-    /// Appends one line and flushes it, so a killed run keeps every line it logged.
+    /// Appends one line and flushes it, so a killed run keeps every line it logged. A failure
+    /// is kept in `failure` for the caller to act on at a point where every rank can agree.
     public func write(_ line: String) {
-        fputs(line + "\n", file)
-        fflush(file)
+        guard fputs(line + "\n", file) >= 0, fflush(file) == 0 else {
+            if failure == nil { failure = String(cString: strerror(errno)) }
+            return
+        }
     }
 }
 
