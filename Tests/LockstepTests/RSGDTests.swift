@@ -3,6 +3,9 @@
 
 import Lockstep
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 struct RSGDTests {
     /// A 4 → 3 → 2 network's layout (weights and biases), with random parameters.
@@ -161,7 +164,3 @@ struct RSGDTests {
         #expect(throws: LockstepError.self) { try Job.parse(base + "draw = \"pixel\"", source: "j.toml") }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -3,6 +3,9 @@
 // compression filter, a soft or external link that points at nothing. Used by HDF5File only.
 
 import CHDF5
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension HDF5File {
     /// Why `objectPath` cannot be followed when a soft or external link on the way points at
@@ -189,7 +192,3 @@ struct HDF5ErrorStack {
         return String(rest.prefix { $0 != end && !$0.isNewline }).trimmingCharacters()
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

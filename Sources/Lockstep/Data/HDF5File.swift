@@ -3,6 +3,9 @@
 // LockstepError naming the file and object, with the reason HDF5 recorded (the OS's, if any).
 
 import CHDF5
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Element types Lockstep reads and writes, with their native HDF5 types.
 public protocol HDF5Element: BitwiseCopyable {
@@ -388,7 +391,3 @@ public final class HDF5File {
     }
 
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

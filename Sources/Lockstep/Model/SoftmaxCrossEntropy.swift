@@ -1,5 +1,9 @@
 // Softmax cross-entropy over logits [batch, classes] with integer labels: the loss of every model.
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 public enum SoftmaxCrossEntropy {
     /// Writes dL/dlogits = (softmax − onehot) · `scale` into `dlogits` and returns Σ_rows −log p[label]
     /// (unscaled, in Float64). With `scale` = 1/B_global the allreduced gradient is the global mean.
@@ -47,7 +51,3 @@ public enum SoftmaxCrossEntropy {
         return (total, correct)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -3,6 +3,10 @@
 //   Adam:  g includes λ·w (L2, coupled);  w ← w − η·m̂/(√v̂ + ε)
 //   AdamW: w ← w − η·(m̂/(√v̂ + ε) + λ·w)   (decoupled: the decay skips the moments)
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 public struct AdamSettings: Equatable, Sendable {
     public var beta1 = 0.9
     public var beta2 = 0.999
@@ -52,7 +56,3 @@ public final class Adam: Optimizer {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

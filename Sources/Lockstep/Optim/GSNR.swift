@@ -3,6 +3,10 @@
 // those moments into the per-element multiplier r (normalised to mean 1 per tensor, clipped to
 // [γ, 1]) and hands r ⊙ ḡ (VR-Adam/VR-LAMB: p̂ ⊙ ḡ, with p the GSNR momentum) to the base optimizer.
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 public struct GSNRSettings: Equatable, Sendable {
     /// m: gradient groups per rank; k = ranks × m must be at least 2.
     public var groupsPerRank = 1
@@ -198,7 +202,3 @@ extension VarianceReduced {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

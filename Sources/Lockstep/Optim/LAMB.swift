@@ -3,6 +3,10 @@
 //   trust = ‖w‖/‖a‖ (1 when either norm is 0);  w ← w − η·trust·a
 // Biases are excluded from the trust ratio (trust 1) and from weight decay by default.
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 public struct LAMBSettings: Equatable, Sendable {
     public var beta1 = 0.9
     public var beta2 = 0.999
@@ -63,7 +67,3 @@ public final class LAMB: Optimizer, TrustRatioReporting {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

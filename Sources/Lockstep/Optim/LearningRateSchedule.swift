@@ -1,6 +1,10 @@
 // The learning rate at each step (ALGORITHMS.md §1): the scaling rule applied to the current
 // global batch, warmup from the base rate (gradual or constant), then the main schedule.
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 public struct LearningRateSchedule: Equatable, Sendable {
     public enum Scaling: String, Sendable, CaseIterable { case none, linear, sqrt }
     public enum Warmup: String, Sendable, CaseIterable {
@@ -76,7 +80,3 @@ public struct LearningRateSchedule: Equatable, Sendable {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

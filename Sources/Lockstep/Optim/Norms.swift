@@ -1,6 +1,10 @@
 // Per-tensor reductions the optimizers need (LARS/LAMB trust ratios, L-BFGS dot products, the
 // gradient norm), and Adam's bias corrections, shared by Adam and LAMB.
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 public enum Norms {
     /// Euclidean norm of n floats, accumulated in Float64 (the same on every rank for the same data).
     @inline(__always)
@@ -40,7 +44,3 @@ public enum Norms {
         numerator > 0 && denominator > 0 ? numerator / denominator : 1
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

@@ -4,6 +4,10 @@
 // One extra buffer (h). The draws come from the job's seeded generator, one stream per update,
 // so every rank draws the same ζ and a resumed run draws what the uninterrupted one would have.
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 public struct RSGDSettings: Equatable, Sendable {
     public enum Draw: String, Sendable, CaseIterable { case element, layer, global }
     public enum Clock: String, Sendable, CaseIterable { case step, epoch }
@@ -81,7 +85,3 @@ public final class RSGD: Optimizer {
         }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

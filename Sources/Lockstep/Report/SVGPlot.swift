@@ -1,6 +1,10 @@
 // A small, dependency-free SVG line chart: one line per series (the mean over seeds) with a
 // shaded ±1 sd band, axes with round-number ticks, and a legend. Enough for docs/experiments.
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 public struct SVGPlot {
     public struct Series {
         public let label: String
@@ -113,7 +117,3 @@ public struct SVGPlot {
         s.replacingAll("&", "&amp;").replacingAll("<", "&lt;").replacingAll(">", "&gt;")
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif
