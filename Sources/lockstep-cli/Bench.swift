@@ -83,13 +83,14 @@ struct Bench: ParsableCommand {
             let (stepSeconds, dataWait) = (measured[0], measured[1])
             // What the trainer exchanges each step: the gradients plus the loss and stop slots.
             let parameters = summary.parameters
-            let exchange = ExchangeBenchmark.run(comm: comm, count: parameters + 2)
+            let floats = ExchangeLayout(parameters: parameters).count
+            let exchange = ExchangeBenchmark.run(comm: comm, count: floats)
             let mb = Double(exchange.bytes) / 1e6
             say("lockstep bench: \(comm.size) rank(s), \(Communicator.libraryVersion)")
             if comm.size == 1 {
                 say("exchange: none on 1 rank (run under mpirun -n 2 or more)")
             } else {
-                say("exchange: \(parameters + 2) floats (\(format2(mb)) MB): lockstep \(format3(exchange.lockstep * 1e3)) ms/call (\(format2(mb / 1e3 / exchange.lockstep)) GB/s), raw MPI_Allreduce \(format3(exchange.raw * 1e3)) ms/call: ratio \(format2(exchange.ratio)) (target ≥ 0.95)")
+                say("exchange: \(floats) floats (\(format2(mb)) MB): lockstep \(format3(exchange.lockstep * 1e3)) ms/call (\(format2(mb / 1e3 / exchange.lockstep)) GB/s), raw MPI_Allreduce \(format3(exchange.raw * 1e3)) ms/call: ratio \(format2(exchange.ratio)) (target ≥ 0.95)")
             }
             if let o = summary.overlap {
                 let ms = { (x: Double, iqr: Double) in "\(format3(x * 1e3)) (IQR \(format3(iqr * 1e3)))" }

@@ -92,7 +92,7 @@ extension Job {
         public func make(for network: Network, seed: UInt64 = 0, stepsPerEpoch: Int = 1) -> any OptimizerState {
             switch name {
             case .lbfgs: return LBFGS(parameterCount: network.parameterCount, settings: lbfgs,
-                                      spareSlots: network.gradients.count - network.parameterCount)
+                                      spareSlots: ExchangeLayout.slotsAfterGradient(lbfgs: true))
             case .sgd, .nshb: return SGD(views: network.views, parameterCount: network.parameterCount, settings: sgd)
             case .adam, .adamw: return Adam(views: network.views, parameterCount: network.parameterCount, settings: adam)
             case .lars: return LARS(views: network.views, parameterCount: network.parameterCount, settings: lars)

@@ -67,7 +67,7 @@ public enum TrainingRun {
             // Its gradient buffer's extra slots travel in the same allreduce: the loss, the stop
             // votes, and for L-BFGS an evaluation tag that catches ranks whose line searches diverged.
             let network = try Network(inputShape: train.sampleShape, layers: job.layers,
-                                      extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2)
+                                      extraGradientSlots: ExchangeLayout.slotsAfterGradient(lbfgs: job.optimizer.name == .lbfgs))
             // Activations are sized for the largest pass: a micro-batch, or the rank's whole share.
             let rows = Trainer.passRows(largestBatch: try job.largestBatch(trainSamples: train.count), ranks: comm.size,
                                         groupsPerRank: job.gsnr?.groupsPerRank ?? 1, microBatch: job.batch.micro, fullBatch: job.batch.full)

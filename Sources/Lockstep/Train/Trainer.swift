@@ -32,9 +32,8 @@ public final class Trainer {
     /// What the one allreduce of a step carries: [ḡ (P), loss, stop] or, with GSNR,
     /// [Σ w_d (P), Σ w_d² (P), loss, stop]; with L-BFGS [g (P), loss, evaluation tag, stop].
     let exchange: FloatBuffer
-    private let lossSlot: Int
-    /// The number of ranks asking to stop (a signal arrived), summed by the allreduce.
-    private let stopSlot: Int
+    /// Where gradient, squares and slots sit in `exchange`.
+    public let layout: ExchangeLayout
     /// Whether this rank wants the job to stop (read once per allreduce).
     public var stopRequested: () -> Bool = { false }
     /// Whether any rank asked to stop by the last step's allreduce: the same on every rank.
@@ -105,27 +104,27 @@ public final class Trainer {
             samples: train.count, full: fullBatch)
         let p = network.parameterCount
         lbfgs = optimizer as? LBFGS
-        if let gsnr, let first = optimizer as? any Optimizer {
-            exchange = FloatBuffer(count: 2 * p + 2)
+        layout = ExchangeLayout(parameters: p, gsnr: gsnr != nil, lbfgs: lbfgs != nil)
+        precondition(network.gradients.count == layout.ofNetworkGradients.count,
+                     "the network needs its extra gradient slots (ExchangeLayout.slotsAfterGradient)")
+        if let gsnr, let first = optimizer as? any Optimizer, let squares = layout.squares {
+            exchange = FloatBuffer(count: layout.count)
             let reduced = VarianceReduced(base: first, views: network.views, parameterCount: p,
                                           groups: groupsPerRank * comm.size, settings: gsnr, useMomentum: gsnrMomentum)
-            reduced.bind(squares: exchange.pointer + p)
+            reduced.bind(squares: exchange.pointer + squares)
             self.optimizer = reduced
             update = reduced
         } else {
             precondition(gsnr == nil, "validated by Job: GSNR wraps first-order optimizers only")
-            precondition(network.gradients.count == p + (lbfgs == nil ? 2 : 3), "the network needs its extra gradient slots (loss, stop, and the L-BFGS tag)")
             exchange = network.gradients
             self.optimizer = optimizer
             update = optimizer as? any Optimizer
         }
         precondition(update != nil || lbfgs != nil, "a first-order optimizer or L-BFGS")
-        lossSlot = lbfgs == nil ? exchange.count - 2 : p
-        stopSlot = exchange.count - 1
         if bucketMegabytes > 0 {
             precondition(lbfgs == nil && !fullBatch, "validated by Job: buckets need a first-order optimizer on minibatches")
             let exchanger = BucketedExchange(comm: comm, network: network, exchange: exchange,
-                                             squaresOffset: exchange === network.gradients ? nil : p,
+                                             squaresOffset: layout.squares,
                                              bucketBytes: Int(bucketMegabytes * 1_000_000))
             network.layerFinishedBackward = { exchanger.layerFinished($0) }
             for case let conv as Conv2d in network.layers { conv.progress = { exchanger.progress() } }
@@ -249,8 +248,8 @@ public final class Trainer {
             comm.allreduce(exchange.buffer)
         }
         waits.exchange += Double(Clock.nanoseconds() - waitStart) * 1e-9
-        stopAgreed = exchange.pointer[stopSlot] > 0
-        return Double(exchange.pointer[lossSlot]) / Double(globalBatch)
+        stopAgreed = exchange.pointer[layout.stop] > 0
+        return Double(exchange.pointer[layout.loss]) / Double(globalBatch)
     }
 
     /// The L-BFGS objective: the averaged gradient of the current batch at the current parameters,
@@ -258,17 +257,17 @@ public final class Trainer {
     /// evaluation count, so ranks that took different line-search branches are caught here
     /// rather than pairing mismatched collectives.
     private func batchGradient(into target: UnsafeMutablePointer<Float>, evaluation: Int) throws -> Double {
-        let p = network.parameterCount
+        let tag = layout.tag!
         let localLoss = localGradient()
-        exchange.pointer[p] = Float(localLoss)
-        exchange.pointer[p + 1] = Float(evaluation)
-        exchange.pointer[stopSlot] = stopRequested() ? 1 : 0
+        exchange.pointer[layout.loss] = Float(localLoss)
+        exchange.pointer[tag] = Float(evaluation)
+        exchange.pointer[layout.stop] = stopRequested() ? 1 : 0
         comm.allreduce(exchange.buffer, into: target)
-        stopAgreed = target[stopSlot] > 0
-        guard target[p + 1] == Float(evaluation * comm.size) else {
+        stopAgreed = target[layout.stop] > 0
+        guard target[tag] == Float(evaluation * comm.size) else {
             throw LockstepError.runtime("ranks diverged inside the L-BFGS step at step \(position.step + 1) (evaluation \(evaluation)): a bug; report it with the job file")
         }
-        return Double(target[p]) / Double(globalBatch)
+        return Double(target[layout.loss]) / Double(globalBatch)
     }
 
     /// Forward and backward over this rank's rows of the current batch, the loss scaled by 1/B
@@ -283,7 +282,6 @@ public final class Trainer {
         let (batch, waited) = loader!.batch(epoch: position.epoch, window: window)
         waits.data += waited
         prefetchNextStep()
-        let p = network.parameterCount
         let microPerGroup = localBatch / groupsPerRank / microBatch
         var localLoss = 0.0
         for group in 0..<groupsPerRank {
@@ -300,9 +298,9 @@ public final class Trainer {
                 network.backward(x, dlogits: network.logitGradient, batch: microBatch, accumulate: micro > 0)
             }
             // With buckets, the last group was folded bucket by bucket during its backward.
-            if exchange !== network.gradients && !(buckets != nil && overlapsExchange && group == groupsPerRank - 1) {
-                GradientGroups.fold(network.gradients.pointer, sum: exchange.pointer, squares: exchange.pointer + p,
-                                    count: p, first: group == 0)
+            if let squares = layout.squares, !(buckets != nil && overlapsExchange && group == groupsPerRank - 1) {
+                GradientGroups.fold(network.gradients.pointer, sum: exchange.pointer, squares: exchange.pointer + squares,
+                                    count: layout.parameters, first: group == 0)
             }
         }
         return localLoss
@@ -310,8 +308,8 @@ public final class Trainer {
 
     /// Writes what travels with a first-order gradient: this rank's loss sum and its stop vote.
     private func fillSlots(localLoss: Double) {
-        exchange.pointer[lossSlot] = Float(localLoss)
-        exchange.pointer[stopSlot] = stopRequested() ? 1 : 0
+        exchange.pointer[layout.loss] = Float(localLoss)
+        exchange.pointer[layout.stop] = stopRequested() ? 1 : 0
     }
 
     /// Asks the loader for the rows of the step after the current one, which may be in the next
@@ -372,12 +370,12 @@ public final class Trainer {
     /// extra deterministic pass (no update, nothing random), each rank a contiguous slice, one
     /// allreduce of [gradient, loss]. Uses the network's gradient buffer, so call it between steps.
     public func fullGradient() -> (norm: Double, loss: Double) {
-        let n = train.count, p = network.parameterCount
+        let n = train.count, gradients = layout.ofNetworkGradients
         let start = n * comm.rank / comm.size, end = n * (comm.rank + 1) / comm.size
         let lossSum = localGradient(rows: start..<end, chunk: capacity, scale: 1 / Float(n))
-        network.gradients.pointer[p] = Float(lossSum)
+        network.gradients.pointer[gradients.loss] = Float(lossSum)
         comm.allreduce(network.gradients.buffer)
-        return (Norms.l2(network.gradients.pointer, p), Double(network.gradients.pointer[p]) / Double(n))
+        return (Norms.l2(network.gradients.pointer, gradients.parameters), Double(network.gradients.pointer[gradients.loss]) / Double(n))
     }
 
     /// Accuracy and mean loss over a whole split; each rank takes a contiguous slice, sums are allreduced.
