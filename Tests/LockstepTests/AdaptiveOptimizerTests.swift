@@ -1,4 +1,4 @@
-// Adam, AdamW, LARS and LAMB: several steps against hand-computed Float64 references (ALGORITHMS.md §3).
+// Adam, AdamW, LARS and LAMB: several steps against hand-computed Float64 references (docs/algorithms.md §3).
 import Testing
 import Lockstep
 #if canImport(Glibc)
@@ -131,7 +131,7 @@ import Glibc
     }
 
     @Test func trustRatioIsOneWhenANormIsZero() {
-        // ALGORITHMS.md §3: trust is 1 when either norm is 0 (zero weights, or a zero gradient).
+        // docs/algorithms.md §3.3: trust is 1 when τ‖w‖ or ‖g‖ + λ‖w‖ is 0 (here: zero weights).
         let network = Self.network()
         network.parameters.fill(0)
         var rng = Xoshiro256(seed: 2)

@@ -1,4 +1,4 @@
-// Increasing batch-size schedules (ALGORITHMS.md §4): b(e) = min(a·δ^⌊e/E⌋ + c, b_max), the
+// Increasing batch-size schedules (docs/algorithms.md §4): b(e) = min(a·δ^⌊e/E⌋ + c, b_max), the
 // per-epoch plan (steps = ⌊N/b⌋), total steps, warmup in epochs, and validation of every epoch's batch.
 
 import Lockstep

@@ -1,4 +1,4 @@
-// VRGD (GSNR-corrected updates, ALGORITHMS.md §2): GradientGroups.fold and VarianceReduced with SGD, momentum, Adam, LARS and LAMB bases against Float64 references built from a tiny network's per-group gradients; γ = 1, state buffers, edge cases and the [gsnr] job keys.
+// VRGD (GSNR-corrected updates, docs/algorithms.md §2): GradientGroups.fold and VarianceReduced with SGD, momentum, Adam, LARS and LAMB bases against Float64 references built from a tiny network's per-group gradients; γ = 1, state buffers, edge cases and the [gsnr] job keys.
 import Testing
 import Lockstep
 #if canImport(Glibc)
@@ -64,7 +64,7 @@ import Glibc
 
     // MARK: - Float64 reference
 
-    /// ALGORITHMS.md §2 in Float64 from the groups' work buffers, before any GSNR momentum, with
+    /// docs/algorithms.md §2 in Float64 from the groups' work buffers, before any GSNR momentum, with
     /// the interval each Float32 quantity may lie in given the implementation's rounding.
     ///
     /// Why intervals: the implementation forms s² = k·Σw_d² − ḡ² in Float32 from the exchanged sums,
@@ -206,7 +206,7 @@ import Glibc
 
     static func norm(_ x: ArraySlice<Double>) -> Double { x.reduce(0) { $0 + $1 * $1 }.squareRoot() }
 
-    /// The base optimizers of ALGORITHMS.md §1 and §3 in Float64, applied to g' (the GSNR-adapted gradient).
+    /// The base optimizers of docs/algorithms.md §1 and §3 in Float64, applied to g' (the GSNR-adapted gradient).
     struct ReferenceBase {
         let variant: Variant
         let views: [ParameterView]

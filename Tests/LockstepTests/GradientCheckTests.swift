@@ -217,7 +217,7 @@ struct ReferenceMLP {
         let w = Self.inputWidth, half = Self.batch / 2
         Self.analytic(f.network, x: f.x[...], labels: f.labels[...], scaleBatch: Self.batch, accumulate: false)
         let full = f.network.gradients.array
-        // Two micro-batches, each scaled by 1/B_global, summed: the unsplit gradient (ALGORITHMS.md §1).
+        // Two micro-batches, each scaled by 1/B_global, summed: the unsplit gradient (docs/algorithms.md §1).
         Self.analytic(f.network, x: f.x[0..<(half * w)], labels: f.labels[0..<half], scaleBatch: Self.batch, accumulate: false)
         Self.analytic(f.network, x: f.x[(half * w)...], labels: f.labels[half...], scaleBatch: Self.batch, accumulate: true)
         let split = f.network.gradients.array

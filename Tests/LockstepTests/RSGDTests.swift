@@ -1,4 +1,4 @@
-// R-SGD (ALGORITHMS.md §6): updates against a Float64 reference that replays the same draws;
+// R-SGD (docs/algorithms.md §6): updates against a Float64 reference that replays the same draws;
 // keep probability forced to 0 is plain SGD and forced to 1 the running sum; p(t) and its clocks.
 
 import Lockstep

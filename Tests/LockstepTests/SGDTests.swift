@@ -11,7 +11,7 @@ import Lockstep
         var u: [Double]
         let isWeight: [Bool]
         let settings: SGDSettings
-        /// ALGORITHMS.md §1: g' = g + λw (weights, or biases too when decayBiases); u ← m·u + g';
+        /// docs/algorithms.md §1: g' = g + λw (weights, or biases too when decayBiases); u ← m·u + g';
         /// w ← w − η·u (heavy ball), w ← w − η·(g' + m·u) (Nesterov), w ← w − η·g' (no momentum);
         /// NSHB: u ← β·u + (1−β)·g'; w ← w − η·u.
         mutating func step(_ g: [Double], lr: Double) {

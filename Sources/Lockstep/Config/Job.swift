@@ -1,5 +1,5 @@
 // A job: the validated, resolved contents of a job file (TOML) plus `--set` overrides.
-// Key names here are the public interface (DESIGN.md "Jobs and runs"); docs/jobs.md lists them.
+// Key names here are the public interface (docs/design.md §6 "Jobs and runs"); docs/jobs.md lists them.
 
 import TOMLKit
 

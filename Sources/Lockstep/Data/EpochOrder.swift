@@ -1,5 +1,6 @@
 // The global data order: one permutation of the training set per epoch, from the job seed and
-// the epoch number only, identical on every rank. A global batch is a contiguous window of it.
+// the epoch number only, identical on every rank. A global batch is a contiguous window of it
+// (docs/algorithms.md §8.2).
 
 public enum EpochOrder {
     /// Fills `order` with a Fisher–Yates permutation of 0..<order.count for (`seed`, `epoch`).

@@ -1,4 +1,4 @@
-// Adam and AdamW (Kingma & Ba; Loshchilov & Hutter):
+// Adam and AdamW (Kingma & Ba; Loshchilov & Hutter; docs/algorithms.md §3):
 //   m ← β1·m + (1−β1)·g;  v ← β2·v + (1−β2)·g²;  m̂ = m/(1−β1^t);  v̂ = v/(1−β2^t)
 //   Adam:  g includes λ·w (L2, coupled);  w ← w − η·m̂/(√v̂ + ε)
 //   AdamW: w ← w − η·(m̂/(√v̂ + ε) + λ·w)   (decoupled: the decay skips the moments)

@@ -1,4 +1,4 @@
-// The global batch of each epoch (ALGORITHMS.md §4, Kamo & Iiduka): constant, or increasing at
+// The global batch of each epoch (docs/algorithms.md §4, Kamo & Iiduka): constant, or increasing at
 // epoch boundaries as b(e) = min(a·δ^⌊e/E⌋ + c, b_max) with a = batch.global. The data order,
 // steps per epoch and the learning-rate scaling all follow the current batch.
 

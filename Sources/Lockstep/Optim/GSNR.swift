@@ -1,4 +1,4 @@
-// GSNR-corrected updates (VRGD, Jiang et al. 2023; ALGORITHMS.md §2). The trainer folds each
+// GSNR-corrected updates (VRGD, Jiang et al. 2023; docs/algorithms.md §2). The trainer folds each
 // gradient group into [Σ_d g_d, Σ_d g_d²] before the one fused allreduce; this optimizer turns
 // those moments into the per-element multiplier r (normalised to mean 1 per tensor, clipped to
 // [γ, 1]) and hands r ⊙ ḡ (VR-Adam/VR-LAMB: p̂ ⊙ ḡ, with p the GSNR momentum) to the base optimizer.

@@ -1,4 +1,4 @@
-// LAMB (You et al.), per parameter tensor (ALGORITHMS.md §3):
+// LAMB (You et al.), per parameter tensor (docs/algorithms.md §3):
 //   Adam moments and bias correction on g;  a = m̂/(√v̂ + ε) + λw;
 //   trust = ‖w‖/‖a‖ (1 when either norm is 0);  w ← w − η·trust·a
 // Biases are excluded from the trust ratio (trust 1) and from weight decay by default.

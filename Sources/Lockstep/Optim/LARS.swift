@@ -1,4 +1,4 @@
-// LARS (You et al.), per parameter tensor (ALGORITHMS.md §3):
+// LARS (You et al.), per parameter tensor (docs/algorithms.md §3):
 //   trust = τ·‖w‖ / (‖g‖ + λ‖w‖)  (1 when either norm is 0);  u ← m·u + trust·(g + λw);  w ← w − η·u
 // Biases are excluded from the trust ratio (trust 1) and from weight decay by default.
 

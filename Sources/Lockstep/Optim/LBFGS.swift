@@ -1,4 +1,4 @@
-// Minibatch L-BFGS (ALGORITHMS.md §5, Silk et al.): up to `inner` quasi-Newton iterations on one
+// Minibatch L-BFGS (docs/algorithms.md §5, Silk et al.): up to `inner` quasi-Newton iterations on one
 // batch, each with a line search (Armijo backtracking or strong Wolfe) on that same batch, and the
 // curvature pair (s, y) taken on that batch too. The batch objective is a closure the caller
 // provides (the trainer's: gather, forward, backward, allreduce), so every number that decides a

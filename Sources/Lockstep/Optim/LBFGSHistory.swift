@@ -1,4 +1,4 @@
-// The limited-memory BFGS core (ALGORITHMS.md §5): the last `capacity` curvature pairs (s, y)
+// The limited-memory BFGS core (docs/algorithms.md §5): the last `capacity` curvature pairs (s, y)
 // in preallocated buffers, the curvature guard, and the two-loop recursion d = −H·g with
 // H0 = (sᵀy / yᵀy)·I. Every scalar comes from dot products of data that is identical on all
 // ranks (allreduced gradients), so all ranks compute the same direction. `LBFGS` drives it.

@@ -1,4 +1,4 @@
-// The learning rate at each step (ALGORITHMS.md §1): the scaling rule applied to the current
+// The learning rate at each step (docs/algorithms.md §1): the scaling rule applied to the current
 // global batch, warmup from the base rate (gradual or constant), then the main schedule.
 
 #if canImport(Glibc)

@@ -1,4 +1,4 @@
-// Reinforced SGD (Huang & Toyoizumi 2017; ALGORITHMS.md §6): the accumulated past gradient is
+// Reinforced SGD (Huang & Toyoizumi 2017; docs/algorithms.md §6): the accumulated past gradient is
 // kept, at random, with a probability that grows with training time:
 //   p(t) = min(1 − p0·γ^t, p_max);  ζ ~ Bernoulli(p(t));  h ← g + ζ ⊙ h;  w ← w − η·h
 // One extra buffer (h). The draws come from the job's seeded generator, one stream per update,

@@ -1,5 +1,5 @@
 // SGD with heavy-ball, Nesterov or normalized heavy-ball momentum, and weight decay added to the
-// averaged gradient (ALGORITHMS.md §1): u ← m·u + g;  w ← w − η·u  (Nesterov: w ← w − η·(g + m·u);
+// averaged gradient (docs/algorithms.md §1): u ← m·u + g;  w ← w − η·u  (Nesterov: w ← w − η·(g + m·u);
 // NSHB: u ← β·u + (1−β)·g).
 // u carries no η, so a learning-rate change needs no momentum correction.
 

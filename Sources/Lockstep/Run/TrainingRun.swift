@@ -236,7 +236,7 @@ public enum TrainingRun {
                             interrupted: interrupted, parameters: network.parameterCount, overlap: overlap)
     }
 
-    /// One metrics.jsonl line for the step just taken (DESIGN.md: at least step, epoch, loss, lr, batch).
+    /// One metrics.jsonl line for the step just taken (docs/design.md §6: at least step, epoch, loss, lr, batch).
     private static func stepFields(_ trainer: Trainer, loss: Double, lr: Double, seconds: Double,
                                    waitsPerStep: StepWaits) -> [(String, Any)] {
         let p = trainer.position

@@ -366,7 +366,7 @@ public final class Trainer {
     /// Whether the step just taken finished an epoch.
     public var atEpochEnd: Bool { position.epochStep == stepsPerEpoch }
 
-    /// ‖∇f(w)‖ over the whole training set and the mean training loss (ALGORITHMS.md §4): one
+    /// ‖∇f(w)‖ over the whole training set and the mean training loss (docs/algorithms.md §4): one
     /// extra deterministic pass (no update, nothing random), each rank a contiguous slice, one
     /// allreduce of [gradient, loss]. Uses the network's gradient buffer, so call it between steps.
     public func fullGradient() -> (norm: Double, loss: Double) {
