@@ -42,7 +42,8 @@ public final class Conv2d: Layer {
 
     /// The shapes must fit (checked with a usage error where the network is built from a job).
     public init(name: String, input: ImageShape, channels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-                initialization: Dense.Initialization) {
+                initialization: Dense.Initialization, progress: BackwardProgress = BackwardProgress()) {
+        self.progress = progress
         let height = ImageShape.windows(size: input.height, kernel: kernel, stride: stride, padding: padding)
         let width = ImageShape.windows(size: input.width, kernel: kernel, stride: stride, padding: padding)
         precondition(channels >= 1 && kernel >= 1 && stride >= 1 && padding >= 0 && height >= 1 && width >= 1,
@@ -103,9 +104,8 @@ public final class Conv2d: Layer {
         }
     }
 
-    /// Called after each sample of backward: lets a non-blocking exchange in flight progress
-    /// (Open MPI moves its messages only inside MPI calls). Set once, by the trainer.
-    public var progress: (() -> Void)?
+    /// Reported after each sample of backward (the network's, see BackwardProgress).
+    public let progress: BackwardProgress
 
     public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                          dx: UnsafeMutablePointer<Float>?, batch: Int, accumulate: Bool) {
@@ -136,7 +136,7 @@ public final class Conv2d: Layer {
                            beta: 0, c: columnGrad.pointer, ldc: p)
                 col2im(columnGrad.pointer, dx + b * inputWidth)
             }
-            progress?()
+            progress.report()
         }
     }
 

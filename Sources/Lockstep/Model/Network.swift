@@ -68,7 +68,7 @@ public final class Network {
             case "conv2d":
                 let conv = Conv2d(name: name("conv"), input: try spec.image(from: shape, index: index, after: previous),
                                   channels: spec.channels, kernel: spec.kernel, stride: spec.stride,
-                                  padding: spec.padding, initialization: initialization)
+                                  padding: spec.padding, initialization: initialization, progress: backwardProgress)
                 layer = conv
                 shape = conv.output.dimensions
             case "maxpool":
@@ -193,6 +193,10 @@ public final class Network {
     /// Called after each layer's backward with the layer's index (the bucketed exchange starts
     /// a bucket's allreduce once its layers are done). Set once; calling it allocates nothing.
     var layerFinishedBackward: ((Int) -> Void)?
+
+    /// What layers report during their own backward (BackwardProgress); every layer that takes
+    /// long enough to matter is built with it.
+    public let backwardProgress = BackwardProgress()
 
     /// Backpropagates dL/dlogits through the batch last seen by `forward`, writing (or adding to,
     /// when `accumulate`) the gradient buffer. `dlogits` may be the logits buffer itself.

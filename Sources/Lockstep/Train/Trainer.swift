@@ -127,7 +127,7 @@ public final class Trainer {
                                              squaresOffset: layout.squares,
                                              bucketBytes: Int(bucketMegabytes * 1_000_000))
             network.layerFinishedBackward = { exchanger.layerFinished($0) }
-            for case let conv as Conv2d in network.layers { conv.progress = { exchanger.progress() } }
+            network.backwardProgress.tick = { exchanger.progress() }
             buckets = exchanger
         } else {
             buckets = nil
