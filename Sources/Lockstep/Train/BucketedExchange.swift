@@ -14,8 +14,6 @@
 // Elementwise sums and folds do not depend on how the buffer is cut, so on 2 ranks the result is
 // bitwise that of the single allreduce; on more ranks only MPI's summation order can differ.
 
-import CMPI
-
 final class BucketedExchange {
     private let comm: Communicator
     /// Where backward writes: the network's gradient buffer.
@@ -29,8 +27,8 @@ final class BucketedExchange {
     private let ranges: [(start: Int, end: Int)]
     /// For each layer index, the bucket its backward completes (−1: none).
     private let closes: [Int]
-    private let requests: UnsafeMutablePointer<MPI_Request?>
-    private var started = 0
+    /// Two per bucket at most (GSNR's sum and squares).
+    private let requests: InPlaceRequests
     private var bucketsStarted = 0
     /// Whether this pass's backward should start buckets (the last backward of a step).
     private var armed = false
@@ -48,11 +46,8 @@ final class BucketedExchange {
         let (ranges, closes) = Self.buckets(network: network, bucketBytes: bucketBytes)
         self.ranges = ranges
         self.closes = closes
-        requests = .allocate(capacity: 2 * ranges.count)
-        requests.initialize(repeating: nil, count: 2 * ranges.count)
+        requests = InPlaceRequests(comm: comm, capacity: 2 * ranges.count)
     }
-
-    deinit { requests.deallocate() }
 
     /// Cuts the layers, from the last down, into buckets of at least `bucketBytes` of gradient
     /// (the bottom bucket takes what is left). Returns each bucket's parameter range and, per
@@ -94,7 +89,7 @@ final class BucketedExchange {
     func arm(foldFirst: Bool) {
         armed = true
         self.foldFirst = foldFirst
-        started = 0
+        requests.restart()
         bucketsStarted = 0
     }
 
@@ -112,9 +107,8 @@ final class BucketedExchange {
     /// Lets the started requests progress (one MPI_Testall); called between layers and, by
     /// long layers, inside their backward.
     func progress() {
-        guard armed, comm.size > 1, started > 0 else { return }
-        var done: Int32 = 0
-        comm.check(MPI_Testall(Int32(started), requests, &done, nil), "MPI_Testall")
+        guard armed else { return }
+        requests.test()
     }
 
     private func start(_ bucket: Int) {
@@ -132,10 +126,7 @@ final class BucketedExchange {
     }
 
     private func reduce(_ offset: Int, _ count: Int) {
-        guard comm.size > 1, count > 0 else { return }
-        comm.check(MPI_Iallreduce(lockstep_in_place(), exchange + offset, Int32(count), lockstep_type_float(),
-                             lockstep_op_sum(), comm.comm, requests + started), "MPI_Iallreduce")
-        started += 1
+        requests.startSum(exchange + offset, count: count)
     }
 
     /// Waits for every bucket (after backward). Counts as the step's one collective call.
@@ -144,7 +135,7 @@ final class BucketedExchange {
         // Only the wait counts as being in a collective for the stall watchdog: a rank stuck in
         // backward must still name itself (starting and testing requests never blocks).
         comm.marks.enterCollective()
-        if comm.size > 1 && started > 0 { comm.check(MPI_Waitall(Int32(started), requests, nil), "MPI_Waitall") }
+        requests.waitAll()
         armed = false
         comm.countCollective()
         comm.marks.leaveCollective()
