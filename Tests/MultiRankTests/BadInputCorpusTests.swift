@@ -96,6 +96,22 @@ extension MultiRank {
                 .appendingPathComponent("data.h5").path
         }
 
+        /// A data file made by h5py whose /train/x is written by the Python statement `trainX`
+        /// (a compressed dataset, a link), with valid labels and test split; the standard job on it.
+        static func h5pyData(trainX: String) -> Setup {
+            { dir in
+                try python("""
+                    import h5py, numpy, sys
+                    with h5py.File(sys.argv[1], "w") as f:
+                        \(trainX)
+                        f["train/y"] = numpy.arange(600) % 4
+                        f["test/x"] = numpy.zeros((200, 20), "f4"); f["test/y"] = numpy.arange(200) % 4
+                    """, dir + "/data.h5")
+                try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run")
+                return ["train", "\(dir)/job.toml"]
+            }
+        }
+
         /// Runs a python3 script (h5py: python3-h5py, which scripts/test installs) with `args`.
         static func python(_ script: String, _ args: String...) throws {
             let process = Process()
@@ -296,39 +312,9 @@ extension MultiRank {
             Case(name: "more GSNR groups than any Int", mentions: ["gsnr.groups_per_rank", "more groups"],
                  setup: job("gsnr.enabled=true", "gsnr.groups_per_rank=9223372036854775807")),
             // Issue 13: HDF5 files that fail for a reason other than damage say that reason.
-            Case(name: "features compressed with a missing filter", mentions: ["/train/x", "lzf filter", "compression=\"gzip\""], setup: { dir in
-                try python("""
-                    import h5py, numpy, sys
-                    with h5py.File(sys.argv[1], "w") as f:
-                        f.create_dataset("train/x", data=numpy.zeros((600, 20), "f4"), compression="lzf")
-                        f["train/y"] = numpy.arange(600) % 4
-                        f["test/x"] = numpy.zeros((200, 20), "f4"); f["test/y"] = numpy.arange(200) % 4
-                    """, dir + "/data.h5")
-                try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run")
-                return ["train", "\(dir)/job.toml"]
-            }),
-            Case(name: "features behind a dangling soft link", mentions: ["/train/x is a soft link to /nowhere", "does not exist"], setup: { dir in
-                try python("""
-                    import h5py, numpy, sys
-                    with h5py.File(sys.argv[1], "w") as f:
-                        f["train/x"] = h5py.SoftLink("/nowhere")
-                        f["train/y"] = numpy.arange(600) % 4
-                        f["test/x"] = numpy.zeros((200, 20), "f4"); f["test/y"] = numpy.arange(200) % 4
-                    """, dir + "/data.h5")
-                try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run")
-                return ["train", "\(dir)/job.toml"]
-            }),
-            Case(name: "features behind an external link to a missing file", mentions: ["/train/x is an external link to gone.h5:/x", "cannot be opened"], setup: { dir in
-                try python("""
-                    import h5py, numpy, sys
-                    with h5py.File(sys.argv[1], "w") as f:
-                        f["train/x"] = h5py.ExternalLink("gone.h5", "/x")
-                        f["train/y"] = numpy.arange(600) % 4
-                        f["test/x"] = numpy.zeros((200, 20), "f4"); f["test/y"] = numpy.arange(200) % 4
-                    """, dir + "/data.h5")
-                try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run")
-                return ["train", "\(dir)/job.toml"]
-            }),
+            Case(name: "features compressed with a missing filter", mentions: ["/train/x", "lzf filter", "compression=\"gzip\""], setup: h5pyData(trainX: #"f.create_dataset("train/x", data=numpy.zeros((600, 20), "f4"), compression="lzf")"#)),
+            Case(name: "features behind a dangling soft link", mentions: ["/train/x is a soft link to /nowhere", "does not exist"], setup: h5pyData(trainX: #"f["train/x"] = h5py.SoftLink("/nowhere")"#)),
+            Case(name: "features behind an external link to a missing file", mentions: ["/train/x is an external link to gone.h5:/x", "cannot be opened"], setup: h5pyData(trainX: #"f["train/x"] = h5py.ExternalLink("gone.h5", "/x")"#)),
             Case(name: "truncated newest checkpoint", mentions: ["newest checkpoint unreadable", "truncated", "delete or move aside", "step-00000010.h5"],
                  setup: existingRun(then: { newest in
                 let whole = try Data(contentsOf: URL(fileURLWithPath: newest))
