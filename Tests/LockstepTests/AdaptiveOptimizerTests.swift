@@ -31,8 +31,6 @@ import Glibc
         #expect(optimizer.updates == 4)
     }
 
-    static func norm(_ x: ArraySlice<Double>) -> Double { x.reduce(0) { $0 + $1 * $1 }.squareRoot() }
-
     @Test(arguments: [false, true])
     func adamMatchesReference(decoupled: Bool) {
         let network = Self.network()
@@ -40,22 +38,10 @@ import Glibc
         s.beta1 = 0.8; s.beta2 = 0.95; s.epsilon = 1e-6; s.weightDecay = 0.1; s.decoupled = decoupled
         let adam = Adam(views: network.views, parameterCount: network.parameterCount, settings: s)
         #expect(adam.stateBuffers.map(\.name) == ["m", "v"])
-        var m = [Double](repeating: 0, count: network.parameterCount), v = m
-        Self.compare(network, adam) { w, g, lr, t in
-            for view in network.views {
-                let decay = view.spec.isWeight ? 0.1 : 0
-                for i in view.offset..<(view.offset + view.count) {
-                    // Adam: λw joins the gradient (and so the moments); AdamW: λw is applied directly.
-                    let gi = g[i] + (decoupled ? 0 : decay * w[i])
-                    m[i] = 0.8 * m[i] + 0.2 * gi
-                    v[i] = 0.95 * v[i] + 0.05 * gi * gi
-                    let mh = m[i] / (1 - pow(0.8, Double(t))), vh = v[i] / (1 - pow(0.95, Double(t)))
-                    w[i] -= lr * (mh / (vh.squareRoot() + 1e-6) + (decoupled ? decay * w[i] : 0))
-                }
-            }
-        }
-        for (got, want) in zip(adam.stateBuffers[0].buffer.array, m) { #expect(isClose(Double(got), want, abs: 1e-6, rel: 1e-5)) }
-        for (got, want) in zip(adam.stateBuffers[1].buffer.array, v) { #expect(isClose(Double(got), want, abs: 1e-6, rel: 1e-5)) }
+        var reference = ReferenceAdam(s, views: network.views, count: network.parameterCount)
+        Self.compare(network, adam) { w, g, lr, _ in reference.step(&w, g, lr: lr) }
+        for (got, want) in zip(adam.stateBuffers[0].buffer.array, reference.m) { #expect(isClose(Double(got), want, abs: 1e-6, rel: 1e-5)) }
+        for (got, want) in zip(adam.stateBuffers[1].buffer.array, reference.v) { #expect(isClose(Double(got), want, abs: 1e-6, rel: 1e-5)) }
     }
 
     @Test func adamFirstStepIsSignTimesRate() {
@@ -77,27 +63,10 @@ import Glibc
         s.momentum = 0.9; s.trustCoefficient = 0.02; s.weightDecay = 0.01; s.trustBiases = trustBiases
         let lars = LARS(views: network.views, parameterCount: network.parameterCount, settings: s)
         #expect(lars.stateBuffers.map(\.name) == ["momentum"])
-        var u = [Double](repeating: 0, count: network.parameterCount)
-        var trusts = [Double](repeating: 1, count: network.views.count)
-        Self.compare(network, lars) { w, g, lr, _ in
-            for (k, view) in network.views.enumerated() {
-                let r = view.offset..<(view.offset + view.count)
-                let decay = view.spec.isWeight ? 0.01 : 0
-                // trust = τ‖w‖/(‖g‖ + λ‖w‖) on weights (and biases only if asked); u ← m·u + trust·(g + λw).
-                var trust = 1.0
-                if view.spec.isWeight || trustBiases {
-                    let wn = Self.norm(w[r]), gn = Self.norm(g[r])
-                    trust = 0.02 * wn / (gn + decay * wn)
-                }
-                trusts[k] = trust
-                for i in r {
-                    u[i] = 0.9 * u[i] + trust * (g[i] + decay * w[i])
-                    w[i] -= lr * u[i]
-                }
-            }
-        }
+        var reference = ReferenceLARS(s, views: network.views, count: network.parameterCount)
+        Self.compare(network, lars) { w, g, lr, _ in reference.step(&w, g, lr: lr) }
         #expect(lars.trustRatioNames == network.views.map(\.path))
-        for (got, want) in zip(lars.trustRatios, trusts) { #expect(isClose(got, want, abs: 1e-9, rel: 1e-5)) }
+        for (got, want) in zip(lars.trustRatios, reference.trust) { #expect(isClose(got, want, abs: 1e-9, rel: 1e-5)) }
         if !trustBiases { #expect(lars.trustRatios[1] == 1 && lars.trustRatios[3] == 1, "biases get trust 1 by default") }
     }
 
@@ -108,26 +77,9 @@ import Glibc
         s.beta1 = 0.9; s.beta2 = 0.99; s.epsilon = 1e-6; s.weightDecay = 0.05; s.trustBiases = trustBiases
         let lamb = LAMB(views: network.views, parameterCount: network.parameterCount, settings: s)
         #expect(lamb.stateBuffers.map(\.name) == ["m", "v"])
-        var m = [Double](repeating: 0, count: network.parameterCount), v = m
-        var trusts = [Double](repeating: 1, count: network.views.count)
-        Self.compare(network, lamb) { w, g, lr, t in
-            for (k, view) in network.views.enumerated() {
-                let r = view.offset..<(view.offset + view.count)
-                let decay = view.spec.isWeight ? 0.05 : 0
-                // a = m̂/(√v̂ + ε) + λw; trust = ‖w‖/‖a‖; w ← w − η·trust·a.
-                var a = [Double](repeating: 0, count: view.count)
-                for i in r {
-                    m[i] = 0.9 * m[i] + 0.1 * g[i]
-                    v[i] = 0.99 * v[i] + 0.01 * g[i] * g[i]
-                    let mh = m[i] / (1 - pow(0.9, Double(t))), vh = v[i] / (1 - pow(0.99, Double(t)))
-                    a[i - view.offset] = mh / (vh.squareRoot() + 1e-6) + decay * w[i]
-                }
-                let trust = view.spec.isWeight || trustBiases ? Self.norm(w[r]) / Self.norm(a[...]) : 1
-                trusts[k] = trust
-                for i in r { w[i] -= lr * trust * a[i - view.offset] }
-            }
-        }
-        for (got, want) in zip(lamb.trustRatios, trusts) { #expect(isClose(got, want, abs: 1e-9, rel: 1e-5)) }
+        var reference = ReferenceLAMB(s, views: network.views, count: network.parameterCount)
+        Self.compare(network, lamb) { w, g, lr, _ in reference.step(&w, g, lr: lr) }
+        for (got, want) in zip(lamb.trustRatios, reference.trust) { #expect(isClose(got, want, abs: 1e-9, rel: 1e-5)) }
     }
 
     @Test func trustRatioIsOneWhenANormIsZero() {

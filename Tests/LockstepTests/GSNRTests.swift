@@ -179,103 +179,46 @@ import Glibc
             }
         }
 
+        var sgdSettings: SGDSettings {
+            var s = SGDSettings()
+            s.momentum = self == .sgd ? 0 : 0.9
+            s.nesterov = self == .nesterov
+            s.weightDecay = weightDecay
+            return s
+        }
+        var adamSettings: AdamSettings {
+            var s = AdamSettings()
+            s.beta1 = 0.9; s.beta2 = 0.999; s.epsilon = 1e-8; s.weightDecay = weightDecay
+            return s
+        }
+        var larsSettings: LARSSettings {
+            var s = LARSSettings()
+            s.momentum = 0.9; s.trustCoefficient = 0.02; s.weightDecay = weightDecay
+            return s
+        }
+        var lambSettings: LAMBSettings {
+            var s = LAMBSettings()
+            s.beta1 = 0.9; s.beta2 = 0.999; s.epsilon = 1e-6; s.weightDecay = weightDecay
+            return s
+        }
+
         func base(_ network: Network) -> any Optimizer {
             let views = network.views, p = network.parameterCount
             switch self {
-            case .sgd, .heavyBall, .nesterov:
-                var s = SGDSettings()
-                s.momentum = self == .sgd ? 0 : 0.9
-                s.nesterov = self == .nesterov
-                s.weightDecay = weightDecay
-                return SGD(views: views, parameterCount: p, settings: s)
-            case .adam:
-                var s = AdamSettings()
-                s.beta1 = 0.9; s.beta2 = 0.999; s.epsilon = 1e-8; s.weightDecay = weightDecay
-                return Adam(views: views, parameterCount: p, settings: s)
-            case .lars:
-                var s = LARSSettings()
-                s.momentum = 0.9; s.trustCoefficient = 0.02; s.weightDecay = weightDecay
-                return LARS(views: views, parameterCount: p, settings: s)
-            case .lamb:
-                var s = LAMBSettings()
-                s.beta1 = 0.9; s.beta2 = 0.999; s.epsilon = 1e-6; s.weightDecay = weightDecay
-                return LAMB(views: views, parameterCount: p, settings: s)
+            case .sgd, .heavyBall, .nesterov: return SGD(views: views, parameterCount: p, settings: sgdSettings)
+            case .adam: return Adam(views: views, parameterCount: p, settings: adamSettings)
+            case .lars: return LARS(views: views, parameterCount: p, settings: larsSettings)
+            case .lamb: return LAMB(views: views, parameterCount: p, settings: lambSettings)
             }
         }
-    }
 
-    static func norm(_ x: ArraySlice<Double>) -> Double { x.reduce(0) { $0 + $1 * $1 }.squareRoot() }
-
-    /// The base optimizers of docs/algorithms.md §1 and §3 in Float64, applied to g' (the GSNR-adapted gradient).
-    struct ReferenceBase {
-        let variant: Variant
-        let views: [ParameterView]
-        var u: [Double], m: [Double], v: [Double]
-        var t = 0
-        var trust: [Double]
-
-        init(_ variant: Variant, views: [ParameterView], count: Int) {
-            self.variant = variant
-            self.views = views
-            u = [Double](repeating: 0, count: count)
-            m = u; v = u
-            trust = [Double](repeating: 1, count: views.count)
-        }
-
-        mutating func step(_ w: inout [Double], _ g: [Double], lr: Double) {
-            t += 1
-            for (index, view) in views.enumerated() {
-                let range = view.offset..<(view.offset + view.count)
-                let decay = view.spec.isWeight ? variant.weightDecay : 0
-                switch variant {
-                case .sgd:
-                    for i in range { w[i] -= lr * (g[i] + decay * w[i]) }
-                case .heavyBall:
-                    for i in range {
-                        u[i] = 0.9 * u[i] + (g[i] + decay * w[i])
-                        w[i] -= lr * u[i]
-                    }
-                case .nesterov:
-                    for i in range {
-                        let gi = g[i] + decay * w[i]
-                        u[i] = 0.9 * u[i] + gi
-                        w[i] -= lr * (gi + 0.9 * u[i])
-                    }
-                case .adam:
-                    // Moments on g' (+ λw, coupled), bias correction, w ← w − η m̂/(√v̂ + ε).
-                    for i in range {
-                        let gi = g[i] + decay * w[i]
-                        m[i] = 0.9 * m[i] + 0.1 * gi
-                        v[i] = 0.999 * v[i] + 0.001 * gi * gi
-                        let mh = m[i] / (1 - pow(0.9, Double(t))), vh = v[i] / (1 - pow(0.999, Double(t)))
-                        w[i] -= lr * mh / (vh.squareRoot() + 1e-8)
-                    }
-                case .lars:
-                    // trust = τ‖w‖/(‖g'‖ + λ‖w‖) on weights, from g' (VR-LARS); u ← m·u + trust·(g' + λw).
-                    var tr = 1.0
-                    if view.spec.isWeight {
-                        let wn = GSNRTests.norm(w[range]), gn = GSNRTests.norm(g[range])
-                        tr = wn > 0 && gn + decay * wn > 0 ? 0.02 * wn / (gn + decay * wn) : 1
-                    }
-                    trust[index] = tr
-                    for i in range {
-                        u[i] = 0.9 * u[i] + tr * (g[i] + decay * w[i])
-                        w[i] -= lr * u[i]
-                    }
-                case .lamb:
-                    // a = m̂/(√v̂ + ε) + λw from the moments of g'; trust = ‖w‖/‖a‖ on weights.
-                    var a = [Double](repeating: 0, count: view.count)
-                    for i in range {
-                        m[i] = 0.9 * m[i] + 0.1 * g[i]
-                        v[i] = 0.999 * v[i] + 0.001 * g[i] * g[i]
-                        let mh = m[i] / (1 - pow(0.9, Double(t))), vh = v[i] / (1 - pow(0.999, Double(t)))
-                        a[i - view.offset] = mh / (vh.squareRoot() + 1e-6) + decay * w[i]
-                    }
-                    let wn = GSNRTests.norm(w[range]), an = GSNRTests.norm(a[...])
-                    let tr = view.spec.isWeight && wn > 0 && an > 0 ? wn / an : 1
-                    trust[index] = tr
-                    for i in range { w[i] -= lr * tr * a[i - view.offset] }
-                }
+        /// The same base in Float64 (ReferenceOptimizers.swift), applied to g' (the GSNR-adapted gradient).
+        func reference(views: [ParameterView], count: Int) -> any ReferenceOptimizer {
+            switch self {
+            case .sgd, .heavyBall, .nesterov: return ReferenceSGD(sgdSettings, views: views, count: count)
+            case .adam: return ReferenceAdam(adamSettings, views: views, count: count)
+            case .lars: return ReferenceLARS(larsSettings, views: views, count: count)
+            case .lamb: return ReferenceLAMB(lambSettings, views: views, count: count)
             }
         }
     }
@@ -313,7 +256,7 @@ import Glibc
                                       settings: settings, useMomentum: variant.gsnrMomentum)
         let sum = FloatBuffer(count: p), squares = FloatBuffer(count: p)
         reduced.bind(squares: squares.pointer)
-        var reference = ReferenceBase(variant, views: views, count: p)
+        var reference = variant.reference(views: views, count: p)
         let w0 = network.parameters.array.map(Double.init)
         var w = w0
         var gsnrMomentum = [Double](repeating: 0, count: p)

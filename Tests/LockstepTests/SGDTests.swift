@@ -6,28 +6,6 @@ import Lockstep
     /// A dense 3 → 2 layer: views dense0/weight [2, 3] (isWeight) at 0 and dense0/bias [2] at 6.
     static func layout() -> Network { Network(inputWidth: 3, layers: [LayerSpec(units: 2, activation: .identity)]) }
 
-    struct Reference {
-        var w: [Double]
-        var u: [Double]
-        let isWeight: [Bool]
-        let settings: SGDSettings
-        /// docs/algorithms.md §1: g' = g + λw (weights, or biases too when decayBiases); u ← m·u + g';
-        /// w ← w − η·u (heavy ball), w ← w − η·(g' + m·u) (Nesterov), w ← w − η·g' (no momentum);
-        /// NSHB: u ← β·u + (1−β)·g'; w ← w − η·u.
-        mutating func step(_ g: [Double], lr: Double) {
-            for i in w.indices {
-                let decay = (isWeight[i] || settings.decayBiases) ? settings.weightDecay : 0
-                let gi = g[i] + decay * w[i]
-                if settings.momentum == 0 {
-                    w[i] -= lr * gi
-                } else {
-                    u[i] = settings.momentum * u[i] + (settings.normalized ? 1 - settings.momentum : 1) * gi
-                    w[i] -= lr * (settings.nesterov ? gi + settings.momentum * u[i] : u[i])
-                }
-            }
-        }
-    }
-
     static func settings(momentum: Double = 0, nesterov: Bool = false, weightDecay: Double = 0, decayBiases: Bool = false,
                          normalized: Bool = false) -> SGDSettings {
         var s = SGDSettings()
@@ -64,17 +42,16 @@ import Lockstep
         let w0 = uniformFloats(network.parameterCount, -1, 1, rng: &rng)
         network.parameters.copy(from: w0)
         let sgd = SGD(views: network.views, parameterCount: network.parameterCount, settings: c.settings)
-        var isWeight = [Bool](repeating: false, count: network.parameterCount)
-        for view in network.views { for i in 0..<view.count { isWeight[view.offset + i] = view.spec.isWeight } }
-        var reference = Reference(w: w0.map(Double.init), u: Array(repeating: 0, count: w0.count), isWeight: isWeight, settings: c.settings)
+        var reference = ReferenceSGD(c.settings, views: network.views, count: network.parameterCount)
+        var w = w0.map(Double.init)
         // The rate changes between steps: momentum stores u (no η), so no correction is expected.
         for lr in [0.1, 0.05, 0.4, 0.2] as [Double] {
             let g = uniformFloats(network.parameterCount, -1, 1, rng: &rng)
             network.gradients.copy(from: g)
             sgd.step(parameters: network.parameters.pointer, gradients: network.gradients.pointer, lr: Float(lr))
-            reference.step(g.map(Double.init), lr: lr)
+            reference.step(&w, g.map(Double.init), lr: lr)
             // Float32 arithmetic over four steps of O(1) values: 1e-6 absolute + 1e-5 relative.
-            for (got, want) in zip(network.parameters.array, reference.w) {
+            for (got, want) in zip(network.parameters.array, w) {
                 #expect(isClose(Double(got), want, abs: 1e-6, rel: 1e-5), "w \(got) vs \(want) at lr \(lr)")
             }
             #expect(network.gradients.array == g, "the optimizer must not modify the gradients")
