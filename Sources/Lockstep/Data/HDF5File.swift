@@ -25,7 +25,8 @@ public struct HDF5DatasetInfo: Equatable {
     public let kind: Kind
     /// Bytes per element.
     public let size: Int
-    public var count: Int { shape.reduce(1, *) }
+    /// Elements, saturating at Int.max (a declared shape comes from the file: it may not fit).
+    public var count: Int { MemoryBudget.product(shape) ?? Int.max }
     /// numpy-style name, for messages: "uint8", "float32", "int64", ...
     public var dtypeName: String {
         switch kind {
@@ -171,7 +172,14 @@ public final class HDF5File {
                 case H5T_FLOAT: kind = .float
                 default: kind = .other
                 }
-                return HDF5DatasetInfo(shape: dims.prefix(rank).map { Int($0) }, kind: kind, size: H5Tget_size(type))
+                // Each dimension comes from the file: one past Int is no shape this machine can use.
+                let shape = try dims.prefix(rank).map { dim -> Int in
+                    guard let n = Int(exactly: dim) else {
+                        throw LockstepError.usage("\(path): \(datasetPath) declares a dimension of \(dim), more elements than this machine can address: use a smaller file")
+                    }
+                    return n
+                }
+                return HDF5DatasetInfo(shape: shape, kind: kind, size: H5Tget_size(type))
             }
         }
     }
@@ -179,7 +187,9 @@ public final class HDF5File {
     /// Reads a whole dataset, converted by HDF5 to `T`.
     public func read<T: HDF5Element>(_ datasetPath: String, as: T.Type = T.self) throws -> [T] {
         let info = try info(datasetPath)
-        let count = info.count
+        guard let count = MemoryBudget.product(info.shape) else {
+            throw LockstepError.usage("\(path): \(datasetPath) has shape \(info.shape), more elements than this machine can address: use a smaller file")
+        }
         return try withDataset(datasetPath) { d in
             var status: herr_t = 0
             let values = [T](unsafeUninitializedCapacity: count) { buf, n in
