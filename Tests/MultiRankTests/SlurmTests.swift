@@ -266,9 +266,11 @@ extension MultiRank {
         func signalToMpirunItselfStillRequeues(_ signal: Int32) throws {
             try Self.requireSlurm()
             // mpirun passes the signal on as SIGTERM only after odls_base_sigkill_timeout (1 s; SIGKILL
-            // follows 1 s later), and these steps take tens of µs: enough steps that the run is far
-            // from its end when the ranks see it (about 6 s on 2 idle cores).
-            let steps = 300_000
+            // follows 1 s later), and these steps take about 17 µs on 2 cores (300000 in 4.7-5.0 s).
+            // A CI machine once saw mpirun take the signal (exit 1) while its ranks ran 4.5 s more to
+            // their end untouched, so the run is long enough (about 17 s) that a slow hand-off still
+            // lands mid-run, and the test waits for the second checkpoint: well past start-up.
+            let steps = 1_000_000
             let dir = try Scratch.folder("slurm-mpirun-signal")
             try Scratch.dataset(at: dir + "/data.h5", train: 6000)
             try Scratch.job(at: dir + "/job.toml", data: dir + "/data.h5", out: dir + "/run", steps: steps)
@@ -276,12 +278,14 @@ extension MultiRank {
             let id = try Self.sbatch("train.sbatch", [dir + "/job.toml"] + sets,
                                      options: ["--nodes=1", "--ntasks=2", "--time=5", "--job-name=lockstep-mpirun-signal"], in: dir)
             let cancel = { _ = try? Self.shell(["scancel", String(id)], in: dir, timeout: 15) }
-            let logs = { "\(Self.log(id, in: dir))\n\(Self.log(id, in: dir, "err"))" }
+            // The process tree at the kill (who is whose child, process groups, states), for a failure.
+            var treeAtKill = ""
+            let logs = { "\(Self.log(id, in: dir))\n\(Self.log(id, in: dir, "err"))\nprocesses when mpirun was signalled:\n\(treeAtKill)" }
 
-            // Once training has really started (its first checkpoint), the job's mpirun: the one
+            // Once training is well under way (its second checkpoint), the job's mpirun: the one
             // process whose command line is mpirun's and names this test's job file.
-            try Self.waitUntil("a first checkpoint from job \(id)", timeout: 30, context: logs, cleanUp: cancel) {
-                Self.newestCheckpointStep(dir + "/run") != nil
+            try Self.waitUntil("a second checkpoint from job \(id)", timeout: 30, context: logs, cleanUp: cancel) {
+                (Self.newestCheckpointStep(dir + "/run") ?? 0) >= 20_000
             }
             let mpirun = MultiRank.Signals.pids("^mpirun .* \(dir)/job.toml --resume")
             guard mpirun.count == 1 else {
@@ -289,11 +293,12 @@ extension MultiRank {
                 Issue.record("expected one mpirun of job \(id), found \(mpirun)\n\(logs())")
                 return
             }
+            treeAtKill = (try? Self.shell(["ps", "-eo", "pid,ppid,pgid,stat,args", "--forest"], in: dir, timeout: 15).output) ?? "(ps failed)"
             kill(mpirun[0], signal)
 
             // The first run is over once the script says it requeues; the second starts only after
             // the credential delay (AuthInfo=cred_expire), so the newest checkpoint is the stop's.
-            try Self.waitUntil("job \(id) requeueing itself after \(StopSignal.name(signal)) to mpirun", timeout: 30,
+            try Self.waitUntil("job \(id) requeueing itself after \(StopSignal.name(signal)) to mpirun", timeout: 40,
                                context: logs, cleanUp: cancel) { Self.log(id, in: dir).contains("requeueing job \(id)") }
             let stopped = Self.newestCheckpointStep(dir + "/run")
 
@@ -305,10 +310,10 @@ extension MultiRank {
             // What the script saw: mpirun's own code is 1, rank 0's is 75 (measured with Open MPI 4.1).
             #expect(out.contains("mpirun exited with 1; lockstep's rank 0 exited with 75"), "\(out)")
             #expect(Self.runs(1, in: out) == 1 && Self.runs(2, in: out) == 1, "\(out)")
-            // Stopped after the signal (so after the first checkpoint, step 10000) and before the end,
+            // Stopped after the signal (so after the second checkpoint, step 20000) and before the end,
             // and the second run continued from exactly that checkpoint.
             let resumed = out.firstMatch(of: /resumed at step (\d+)/).flatMap { Int($0.1) }
-            #expect(stopped != nil && stopped! > 10_000 && stopped! < steps && resumed == stopped,
+            #expect(stopped != nil && stopped! > 20_000 && stopped! < steps && resumed == stopped,
                     "newest checkpoint at the requeue: \(String(describing: stopped)), resumed at \(String(describing: resumed))\n\(out)")
             #expect(out.contains("done: \(steps) steps"), "\(out)")
             #expect(FileManager.default.fileExists(atPath: Scratch.checkpoint(dir + "/run", step: steps)))
