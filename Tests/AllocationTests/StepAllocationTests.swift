@@ -54,12 +54,8 @@ import Testing
         try job.validate(worldSize: 1, trainSamples: train.count)
         let network = try Network(inputShape: train.sampleShape, layers: job.layers, extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2)
         network.initialize(seed: 1)
-        let optimizer = job.optimizer.make(for: network, seed: 1, stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: job.batch.global))
-        return Trainer(comm: Communicator.world, network: network, optimizer: optimizer, train: train,
-                       schedule: try job.learningRateSchedule(trainSamples: train.count), seed: 1, batchSchedule: job.batch.schedule,
-                       largestBatch: try job.largestBatch(trainSamples: train.count), microBatch: job.batch.micro,
-                       fullBatch: job.batch.full, gsnr: job.gsnr, gsnrMomentum: job.gsnrMomentum,
-                       bucketMegabytes: job.bucketMegabytes)
+        return Trainer(comm: Communicator.world, network: network, train: train,
+                       configuration: try job.trainerConfiguration(for: network, trainSamples: train.count))
     }
 
     @Test(arguments: cases)

@@ -31,7 +31,7 @@ public struct DataIdentity: Equatable, Sendable {
         self.testSamples = testSamples
         self.fingerprint = fingerprint
     }
-    public init(train: Dataset, test: Dataset) {
+    public init(train: any DataSource, test: any DataSource) {
         self.init(trainSamples: train.count, testSamples: test.count, fingerprint: train.fingerprint)
     }
 }

@@ -26,7 +26,7 @@ public final class BatchLoader: @unchecked Sendable {
         var window: Range<Int>
     }
 
-    private let data: Dataset
+    private let data: any DataSource
     private let seed: UInt64
     private let capacity: Int
     private let inputs: [FloatBuffer]
@@ -50,7 +50,7 @@ public final class BatchLoader: @unchecked Sendable {
     private var stopping = false
 
     /// Batches of up to `capacity` rows of `data`, in the order of `EpochOrder.permutation(seed:)`.
-    public init(data: Dataset, seed: UInt64, capacity: Int) {
+    public init(data: any DataSource, seed: UInt64, capacity: Int) {
         self.data = data
         self.seed = seed
         self.capacity = capacity

@@ -1,6 +1,6 @@
-// One split of a dataset held in memory: features [N, ...] (uint8 kept as bytes, anything else as
-// Float32) and integer labels [N], read from an HDF5 file and validated once. `gather` writes a
-// batch, normalised, into a preallocated Float32 buffer.
+// One split of a dataset held in memory, the in-memory `DataSource`: features [N, ...] (uint8
+// kept as bytes, anything else as Float32) and integer labels [N], read from an HDF5 file and
+// validated once. `gather` writes a batch, normalised, into a preallocated Float32 buffer.
 
 public enum Normalization: String, Sendable, CaseIterable {
     /// uint8 features divided by 255; float features unchanged.
@@ -11,7 +11,7 @@ public enum Normalization: String, Sendable, CaseIterable {
     case none
 }
 
-public final class Dataset {
+public final class Dataset: DataSource {
     public let name: String
     public let count: Int
     /// Shape of one sample, e.g. [28, 28].

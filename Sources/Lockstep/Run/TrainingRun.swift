@@ -45,7 +45,7 @@ public enum TrainingRun {
         }
 
         // 1. Job and data: every rank reads them, so every rank validates them.
-        let (job, train, test, network) = try comm.agree { () -> (Job, Dataset, Dataset, Network) in
+        let (job, train, test, network) = try comm.agree { () -> (Job, any DataSource, any DataSource, Network) in
             var job = try Job.load(options.jobPath, overrides: options.overrides)
             let file = try HDF5File.open(job.data.file)
             for (key, path) in [("train_x", job.data.trainX), ("train_y", job.data.trainY), ("test_x", job.data.testX), ("test_y", job.data.testY)]
@@ -104,21 +104,11 @@ public enum TrainingRun {
 
         // 3. Model and optimizer, identical on every rank by construction.
         network.initialize(seed: job.run.seed)
-        let baseOptimizer = job.optimizer.make(for: network, seed: job.run.seed,
-                                               stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: train.count, globalBatch: job.batch.global))
-        let schedule = try job.learningRateSchedule(trainSamples: train.count)
-        // The bench's overlap probe needs buckets even when the job's steps do not use them (and
-        // is skipped where there are none: L-BFGS, the full batch).
-        let overlapApplies = job.optimizer.name != .lbfgs && !job.batch.full
-        let probing = options.overlapProbePasses != nil && job.bucketMegabytes == 0 && overlapApplies
-        let trainer = Trainer(comm: comm, network: network, optimizer: baseOptimizer, train: train,
-                              schedule: schedule, seed: job.run.seed, batchSchedule: job.batch.schedule,
-                              largestBatch: try job.largestBatch(trainSamples: train.count), microBatch: job.batch.micro,
-                              fullBatch: job.batch.full, gsnr: job.gsnr, gsnrMomentum: job.gsnrMomentum,
-                              bucketMegabytes: probing ? options.probeBucketMB : job.bucketMegabytes, overlap: !probing)
-        trainer.nonfinite = job.run.nonfinite
-        // Checkpoint at the next step once any rank has a stop signal.
-        trainer.stopRequested = { StopSignal.received != 0 }
+        // The bench's overlap probe needs buckets even when the job's steps do not use them.
+        let configuration = try job.trainerConfiguration(for: network, trainSamples: train.count,
+                                                         probeBucketMegabytes: options.overlapProbePasses == nil ? nil : options.probeBucketMB)
+        let schedule = configuration.schedule
+        let trainer = Trainer(comm: comm, network: network, train: train, configuration: configuration)
 
         // The bench's probe, on the first batch, before anything could have moved the position.
         let overlap = options.overlapProbePasses.flatMap { trainer.measureOverlap(passes: $0) }
@@ -244,30 +234,8 @@ public enum TrainingRun {
                                        ("batch", trainer.globalBatch), ("samples", p.samplesSeen),
                                        ("grad_norm", trainer.gradientNorm), ("collectives", trainer.collectivesLastStep),
                                        ("time", seconds)]
-        if let layerWise = trainer.optimizer as? TrustRatioReporting, !layerWise.trustRatios.isEmpty {
-            fields.append(("trust", Array(zip(layerWise.trustRatioNames, layerWise.trustRatios))))
-        }
-        if trainer.lbfgs == nil {
-            // Mean seconds per step since the previous line spent waiting for the exchange after
-            // backward (with buckets: the part the overlap did not hide).
-            fields.append(("exchange_wait", waitsPerStep.exchange))
-        }
-        if !trainer.fullBatch {
-            // Mean seconds per step since the previous line spent waiting for the step's rows.
-            fields.append(("data_wait", waitsPerStep.data))
-        }
-        if let lbfgs = trainer.lbfgs {
-            let r = lbfgs.report
-            fields += [("evaluations", r.evaluations), ("iterations", r.iterations), ("restarts", r.restarts),
-                       ("alpha", r.alpha), ("pairs", lbfgs.history.size)]
-        }
-        if let reduced = trainer.optimizer as? VarianceReduced {
-            let names = trainer.network.views.map(\.path)
-            fields.append(("gsnr_mean", Array(zip(names, reduced.meanGSNR))))
-            let clipped = reduced.clipFractions()
-            fields.append(("gsnr_clip_low", Array(zip(names, clipped.low))))
-            fields.append(("gsnr_clip_high", Array(zip(names, clipped.high))))
-        }
+        // What the step driver adds (trust ratios, waits, L-BFGS's or GSNR's statistics).
+        fields += trainer.stepFields(waitsPerStep: waitsPerStep)
         return fields
     }
 

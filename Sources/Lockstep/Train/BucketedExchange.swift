@@ -6,49 +6,49 @@
 // before backward starts. Open MPI progresses non-blocking collectives only inside MPI calls, so
 // after every layer the started requests are tested once.
 //
-// With GSNR the exchange is [Σ w_d (P), Σ w_d² (P), loss, stop]: when a bucket's range is final,
-// the last group's gradient is folded into both moments over that range only, and the two
-// ranges (sum, squares) are started as two requests; the top bucket's squares range runs on to
-// the end of the buffer, so it carries the slots.
+// The reduction says what is summed (GradientReduction): when a bucket's range is final, the last
+// group's gradient is folded over that range only (a no-op for the plain reduction), and the range
+// of each of the reduction's planes (gradient; with GSNR sum and squares) is started as one
+// request; the top bucket's last plane runs on to the end of the buffer, so it carries the slots.
 //
 // Elementwise sums and folds do not depend on how the buffer is cut, so on 2 ranks the result is
 // bitwise that of the single allreduce; on more ranks only MPI's summation order can differ.
 
-final class BucketedExchange {
+final class BucketedExchange: GradientExchange {
+    let reduction: any GradientReduction
     private let comm: Communicator
-    /// Where backward writes: the network's gradient buffer.
-    private let gradients: UnsafeMutablePointer<Float>
-    /// What is exchanged: the gradient buffer itself, or GSNR's moments buffer.
+    /// What is summed: the reduction's buffer.
     private let exchange: UnsafeMutablePointer<Float>
     private let exchangeCount: Int
-    /// P when the exchange holds GSNR's moments (sum at 0, squares at P); nil otherwise.
-    private let squaresOffset: Int?
+    /// Offsets of the reduction's planes in `exchange`.
+    private let planes: [Int]
     /// Parameter range [start, end) of each bucket, in the order they are started (top first).
     private let ranges: [(start: Int, end: Int)]
     /// For each layer index, the bucket its backward completes (−1: none).
     private let closes: [Int]
-    /// Two per bucket at most (GSNR's sum and squares).
+    /// One per plane per bucket.
     private let requests: InPlaceRequests
     private var bucketsStarted = 0
     /// Whether this pass's backward should start buckets (the last backward of a step).
     private var armed = false
-    /// GSNR: whether the folded group is the rank's first (write the moments rather than add).
+    /// Whether the folded group is the rank's first (write rather than add).
     private var foldFirst = false
 
-    /// `squaresOffset`: P when `exchange` holds GSNR's [sum, squares, slots]; nil when the exchange
-    /// is the gradient buffer itself.
-    init(comm: Communicator, network: Network, exchange: FloatBuffer, squaresOffset: Int?, bucketBytes: Int) {
+    /// Buckets of at least `bucketBytes` of gradient. Installs itself as the network's
+    /// backward-progress listener (it ignores passes it was not armed for).
+    init(comm: Communicator, network: Network, reduction: any GradientReduction, bucketBytes: Int) {
         self.comm = comm
-        gradients = network.gradients.pointer
-        self.exchange = exchange.pointer
-        exchangeCount = exchange.count
-        self.squaresOffset = squaresOffset
+        self.reduction = reduction
+        exchange = reduction.buffer.pointer
+        exchangeCount = reduction.buffer.count
+        planes = reduction.planes
         let (ranges, closes) = Self.buckets(network: network, bucketBytes: bucketBytes)
         self.ranges = ranges
         self.closes = closes
-        requests = InPlaceRequests(comm: comm, capacity: 2 * ranges.count)
+        requests = InPlaceRequests(comm: comm, capacity: planes.count * ranges.count)
+        network.layerFinishedBackward = { [unowned self] in self.layerFinished($0) }
+        network.backwardProgress.tick = { [unowned self] in self.progress() }
     }
-
     /// Cuts the layers, from the last down, into buckets of at least `bucketBytes` of gradient
     /// (the bottom bucket takes what is left). Returns each bucket's parameter range and, per
     /// layer, the bucket whose last layer it is.
@@ -85,12 +85,16 @@ final class BucketedExchange {
     var bucketCount: Int { ranges.count }
 
     /// The next backward pass completes the step's gradient: start buckets as layers finish.
-    /// `foldFirst` (GSNR): the pass's group is the rank's first, so the fold writes the moments.
-    func arm(foldFirst: Bool) {
+    func lastBackwardBegins(firstGroup: Bool) {
         armed = true
-        self.foldFirst = foldFirst
+        foldFirst = firstGroup
         requests.restart()
         bucketsStarted = 0
+    }
+
+    /// Groups before the last are folded whole; the last one bucket by bucket during its backward.
+    func groupFinished(first: Bool, last: Bool) {
+        if !last { reduction.fold(0, reduction.layout.parameters, first: first) }
     }
 
     /// Called by the network after layer `index`'s backward.
@@ -113,20 +117,13 @@ final class BucketedExchange {
 
     private func start(_ bucket: Int) {
         let (low, high) = ranges[bucket]
-        let isTop = bucket == 0
-        guard let p = squaresOffset else {
-            // The gradient buffer is the exchange: the top bucket runs on over the slots.
-            reduce(low, (isTop ? exchangeCount : high) - low)
-            return
+        reduction.fold(low, high, first: foldFirst)
+        let lastPlane = planes.count - 1
+        for (i, plane) in planes.enumerated() {
+            // The top bucket's last plane runs on over the slots.
+            let end = bucket == 0 && i == lastPlane ? exchangeCount : plane + high
+            requests.startSum(exchange + plane + low, count: end - (plane + low))
         }
-        GradientGroups.fold(gradients + low, sum: exchange + low, squares: exchange + p + low, count: high - low,
-                            first: foldFirst)
-        reduce(low, high - low)
-        reduce(p + low, (isTop ? exchangeCount : p + high) - (p + low))
-    }
-
-    private func reduce(_ offset: Int, _ count: Int) {
-        requests.startSum(exchange + offset, count: count)
     }
 
     /// Waits for every bucket (after backward). Counts as the step's one collective call.

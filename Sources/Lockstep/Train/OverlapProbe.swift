@@ -24,33 +24,30 @@ public struct OverlapMeasurement: Sendable {
     }
 }
 
-extension Trainer {
-    /// `passes` of each kind on the current step's batch; nil on one rank or without buckets.
-    public func measureOverlap(passes: Int) -> OverlapMeasurement? {
-        guard let buckets, comm.size > 1, !fullBatch, lbfgs == nil, passes > 0 else { return nil }
-        let overlapped = overlapsExchange
-        defer { overlapsExchange = overlapped }
+extension FirstOrderDriver {
+    /// `passes` of each kind on the batch of the step at `position`; nil on one rank or without buckets.
+    func measureOverlap(passes count: Int, at position: TrainingPosition, shape: StepShape) -> OverlapMeasurement? {
+        guard let buckets, comm.size > 1, !passes.fullBatch, count > 0 else { return nil }
         var times = [[Double]](repeating: [], count: 3)
         var slowest = [0.0]
-        for _ in 0..<passes {
+        for _ in 0..<count {
             for kind in 0..<3 {
-                overlapsExchange = kind == 2
+                let exchange: any GradientExchange = kind == 2 ? buckets : single
                 comm.barrier()
                 let start = Clock.nanoseconds()
-                _ = localGradient()
-                if kind == 1 { comm.allreduce(exchange.buffer) }
-                if kind == 2 { buckets.finish() }
+                _ = passes.localGradient(at: position, shape: shape, exchange: exchange)
+                if kind > 0 { exchange.finish() }
                 slowest[0] = Double(Clock.nanoseconds() - start) * 1e-9
                 comm.allreduce(&slowest, .max)
                 times[kind].append(slowest[0])
             }
         }
         let sorted = times.map { $0.sorted() }
-        let quantile = { (k: Int, q: Double) in sorted[k][Int((Double(passes - 1) * q).rounded())] }
+        let quantile = { (k: Int, q: Double) in sorted[k][Int((Double(count - 1) * q).rounded())] }
         return OverlapMeasurement(compute: quantile(0, 0.5), single: quantile(1, 0.5), buckets: quantile(2, 0.5),
                                   computeIQR: quantile(0, 0.75) - quantile(0, 0.25),
                                   singleIQR: quantile(1, 0.75) - quantile(1, 0.25),
                                   bucketsIQR: quantile(2, 0.75) - quantile(2, 0.25),
-                                  passes: passes, bucketCount: buckets.bucketCount)
+                                  passes: count, bucketCount: buckets.bucketCount)
     }
 }

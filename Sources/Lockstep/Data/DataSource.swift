@@ -1,0 +1,29 @@
+// What training, the batch loader and evaluation read from one split of a dataset: its size,
+// the shape of a sample, and rows gathered (normalised, as Float32) into a caller's buffer with
+// their labels. `Dataset` holds the split in memory; a streamed or node-shared source is one
+// more type behind this protocol, and gives bitwise the same rows for the same indices.
+
+public protocol DataSource: AnyObject {
+    /// "train" or "test": names the split in messages.
+    var name: String { get }
+    /// Samples in the split.
+    var count: Int { get }
+    /// Shape of one sample, e.g. [28, 28] or [3, 32, 32].
+    var sampleShape: [Int] { get }
+    /// Floats per sample (the product of `sampleShape`).
+    var width: Int { get }
+    /// A fingerprint of what the data order and the samples depend on (stored in checkpoints,
+    /// so a resume on another file is caught); equal for equal data whatever the source.
+    var fingerprint: UInt64 { get }
+
+    /// Writes samples `indices` (normalised) into x[indices.count, width] and their labels into y.
+    func gather(_ indices: UnsafeBufferPointer<Int32>, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Int32>)
+    /// Writes the contiguous samples `range` into x and y (evaluation, full batches).
+    func gather(_ range: Range<Int>, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Int32>)
+
+    /// Sets the affine normalisation applied by `gather`; `stats` (mean, std) come from the
+    /// training split's `statistics()`.
+    func normalize(_ mode: Normalization, stats: (mean: Double, std: Double)?)
+    /// Mean and standard deviation of all features after the uint8 scale, in Float64: the same on every rank.
+    func statistics() -> (mean: Double, std: Double)
+}

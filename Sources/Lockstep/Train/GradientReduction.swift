@@ -1,0 +1,75 @@
+// What a step's one collective sums, and how a rank's gradient groups get into it. The exchange
+// (one allreduce, or buckets during backward) is given a reduction and does not know which:
+//
+//   plain          the network's gradient buffer itself, [ g (P) | slots ]: nothing to fold, the
+//                  rank's whole share is one group;
+//   GSNR moments   a buffer of its own, [ Σ w_d (P) | Σ w_d² (P) | slots ]: each group's gradient
+//                  w_d is folded into both moments before they travel (docs/algorithms.md §3).
+//
+// The buffer is `planes` planes of P floats, then the slots (ExchangeLayout); a range [low, high)
+// of parameters is the same range of every plane, which is how buckets cut it.
+
+protocol GradientReduction: AnyObject {
+    /// What the exchange sums across ranks.
+    var buffer: FloatBuffer { get }
+    /// Where gradient, squares and slots sit in `buffer`.
+    var layout: ExchangeLayout { get }
+    /// Offsets of the P-float planes in `buffer` (plain: [0]; GSNR: [0, P]).
+    var planes: [Int] { get }
+    /// Folds the network's gradient over parameters [low, high) into `buffer`: writes when `first`
+    /// (the rank's first group), adds otherwise.
+    func fold(_ low: Int, _ high: Int, first: Bool)
+}
+
+extension GradientReduction {
+    /// Writes what travels with the gradient: this rank's loss sum and its stop vote.
+    func fillSlots(localLoss: Double, stop: Bool) {
+        buffer.pointer[layout.loss] = Float(localLoss)
+        buffer.pointer[layout.stop] = stop ? 1 : 0
+    }
+
+    /// The summed loss after the exchange, and whether any rank voted to stop.
+    var summedLoss: Double { Double(buffer.pointer[layout.loss]) }
+    var stopVoted: Bool { buffer.pointer[layout.stop] > 0 }
+}
+
+/// The network's gradient buffer is what travels; a rank's share is one group, so nothing folds.
+final class PlainReduction: GradientReduction {
+    let buffer: FloatBuffer
+    let layout: ExchangeLayout
+    let planes = [0]
+
+    init(network: Network, layout: ExchangeLayout) {
+        precondition(layout.squares == nil && network.gradients.count == layout.count,
+                     "the network's gradient buffer carries the slots (ExchangeLayout.slotsAfterGradient)")
+        buffer = network.gradients
+        self.layout = layout
+    }
+
+    @inline(__always)
+    func fold(_ low: Int, _ high: Int, first: Bool) {}
+}
+
+/// GSNR's first and second moments over the gradient groups, [Σ w_d, Σ w_d²], in one buffer.
+final class GSNRMomentsReduction: GradientReduction {
+    let buffer: FloatBuffer
+    let layout: ExchangeLayout
+    let planes: [Int]
+    private let gradients: UnsafeMutablePointer<Float>
+    private let squares: Int
+
+    init(network: Network, layout: ExchangeLayout) {
+        guard let squares = layout.squares else { preconditionFailure("a GSNR layout has a squares plane") }
+        buffer = FloatBuffer(count: layout.count)
+        self.layout = layout
+        self.squares = squares
+        planes = [0, squares]
+        gradients = network.gradients.pointer
+    }
+
+    @inline(__always)
+    func fold(_ low: Int, _ high: Int, first: Bool) {
+        GradientGroups.fold(gradients + low, sum: buffer.pointer + low, squares: buffer.pointer + squares + low,
+                            count: high - low, first: first)
+    }
+}
