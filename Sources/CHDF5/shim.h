@@ -21,3 +21,4 @@ static inline void lockstep_h5_silence_errors(void) { H5Eset_auto2(H5E_DEFAULT, 
 static inline hid_t lockstep_h5p_link_create(void) { return H5P_LINK_CREATE; }
 // The calling thread's error stack, which Lockstep walks to say why a call failed.
 static inline hid_t lockstep_h5e_default(void) { return H5E_DEFAULT; }
+static inline hid_t lockstep_h5p_dataset_access(void) { return H5P_DATASET_ACCESS; }

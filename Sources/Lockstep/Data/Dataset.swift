@@ -29,52 +29,26 @@ public final class Dataset: DataSource {
     /// Reads and validates the split at `xPath`/`yPath`. Labels must lie in 0..<classes.
     public init(file: HDF5File, xPath: String, yPath: String, classes: Int, name: String) throws {
         self.name = name
-        let xInfo = try file.info(xPath)
-        let yInfo = try file.info(yPath)
-        let where_ = "\(file.path):\(xPath)"
-        guard xInfo.shape.count >= 2 else {
-            throw LockstepError.usage("\(where_) has shape \(xInfo.shape); features must be [N, ...] with at least 2 dimensions")
-        }
-        guard yInfo.shape.count == 1 else {
-            throw LockstepError.usage("\(file.path):\(yPath) has shape \(yInfo.shape); labels must be one integer per sample, shape [N]")
-        }
-        guard xInfo.shape[0] == yInfo.shape[0] else {
-            throw LockstepError.usage("\(file.path): \(xPath) has \(xInfo.shape[0]) samples but \(yPath) has \(yInfo.shape[0]); they must match")
-        }
-        guard xInfo.shape[0] > 0 else { throw LockstepError.usage("\(where_) is empty") }
-        guard xInfo.kind != .other else {
-            throw LockstepError.usage("\(where_) holds \(xInfo.dtypeName); features must be numbers: uint8 (kept as bytes, scaled by 1/255) or another integer or float type (read as float32)")
-        }
-        guard yInfo.kind == .unsignedInteger || yInfo.kind == .signedInteger else {
-            throw LockstepError.usage("\(file.path):\(yPath) holds \(yInfo.dtypeName); labels must be integers (uint8, int32, int64, ...)")
-        }
-        count = xInfo.shape[0]
-        sampleShape = Array(xInfo.shape.dropFirst())
-        guard !sampleShape.contains(0) else {
-            throw LockstepError.usage("\(where_) has shape \(xInfo.shape): its samples have no features; each sample needs at least one value")
-        }
+        let layout = try SplitLayout(file: file, xPath: xPath, yPath: yPath)
+        count = layout.count
+        sampleShape = layout.sampleShape
         // The declared shape sizes the read: check it before anything is allocated.
-        let elementSize = xInfo.kind == .unsignedInteger && xInfo.size == 1 ? 1 : MemoryLayout<Float>.size
-        try MemoryBudget.require(count: MemoryBudget.product(xInfo.shape), elementSize: elementSize,
-                                 for: "\(where_) (shape \(xInfo.shape) as \(elementSize == 1 ? "uint8" : "float32"))",
-                                 fix: "every rank holds the whole split in memory; use a smaller file or fewer samples")
-        width = sampleShape.reduce(1, *)
-
-        if xInfo.kind == .unsignedInteger && xInfo.size == 1 {
+        let elementSize = layout.isUInt8 ? 1 : MemoryLayout<Float>.size
+        try MemoryBudget.require(count: MemoryBudget.product(layout.info.shape), elementSize: elementSize,
+                                 for: "\(layout.where_) (shape \(layout.info.shape) as \(elementSize == 1 ? "uint8" : "float32"))",
+                                 fix: "every rank holds the whole split in memory; use a smaller file or fewer samples, or data.load = \"stream\"")
+        width = layout.width
+        if layout.isUInt8 {
             bytes = try file.read(xPath, as: UInt8.self)
             floats = []
         } else {
             bytes = []
             floats = try file.read(xPath, as: Float.self)
             if let bad = floats.firstIndex(where: { !$0.isFinite }) {
-                throw LockstepError.usage("\(where_) has a non-finite value (NaN or Inf) in sample \(bad / width): clean the data")
+                throw layout.nonFinite(sample: bad / width)
             }
         }
-        let raw = try file.read(yPath, as: Int64.self)
-        if let bad = raw.firstIndex(where: { $0 < 0 || $0 >= Int64(classes) }) {
-            throw LockstepError.usage("\(file.path):\(yPath) has label \(raw[bad]) at sample \(bad), outside 0..<\(classes) (the last layer's units): fix the labels or the model")
-        }
-        labels = raw.map { Int32($0) }
+        labels = try layout.labels(classes: classes)
         if isUInt8 { scale = 1.0 / 255 }
     }
 
