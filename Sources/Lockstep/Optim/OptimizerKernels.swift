@@ -12,9 +12,9 @@ import Glibc
 /// The weight-decay keys every first-order optimizer's settings carry (docs/algorithms.md §1.2).
 public protocol WeightDecaySettings {
     /// λ.
-    var weightDecay: Double { get }
+    var weightDecay: Double { get set }
     /// Apply the decay to biases too (off by default, as Goyal et al. do).
-    var decayBiases: Bool { get }
+    var decayBiases: Bool { get set }
 }
 
 extension WeightDecaySettings {
