@@ -60,6 +60,9 @@ extension Job {
             a.name == b.name && a.lr == b.lr && a.settings.isEqual(to: b.settings)
         }
 
+        /// λ of an optimizer that decays (nil for one that does not, L-BFGS).
+        public var weightDecay: Double? { (settings as? any WeightDecaySettings)?.weightDecay }
+
         /// The settings as type `S`, or `S`'s defaults when another optimizer's are held.
         func settings<S: OptimizerSettings>(as _: S.Type) -> S { settings as? S ?? S() }
     }
