@@ -64,9 +64,7 @@ enum JobTarget {
             // The optimizers apply it in float32.
             if !Float(lr).isFinite { finding("learning rate \(lr) at step \(step) of a validated job is not a finite float32") }
         }
-        let o = job.optimizer
-        for decay in [o.sgd.weightDecay, o.adam.weightDecay, o.lars.weightDecay, o.lamb.weightDecay, o.rsgd.weightDecay]
-        where !Float(decay).isFinite {
+        if let decay = job.optimizer.weightDecay, !Float(decay).isFinite {
             finding("optimizer.weight_decay = \(decay) of a validated job is not a finite float32")
         }
         _ = schedule.scaledLR(batch: largest)

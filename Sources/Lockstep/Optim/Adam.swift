@@ -3,11 +3,9 @@
 //   Adam:  g includes λ·w (L2, coupled);  w ← w − η·m̂/(√v̂ + ε)
 //   AdamW: w ← w − η·(m̂/(√v̂ + ε) + λ·w)   (decoupled: the decay skips the moments)
 
-#if canImport(Glibc)
-import Glibc
-#endif
+// The moments and the decay rule are the shared ones (Optim/OptimizerKernels.swift).
 
-public struct AdamSettings: Equatable, Sendable {
+public struct AdamSettings: Equatable, Sendable, WeightDecaySettings {
     public var beta1 = 0.9
     public var beta2 = 0.999
     public var epsilon = 1e-8
@@ -36,22 +34,18 @@ public final class Adam: Optimizer {
 
     public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, lr: Float) {
         updates += 1
-        let b1 = Float(settings.beta1), b2 = Float(settings.beta2), eps = Float(settings.epsilon)
         // Bias corrections folded into two scalars per step.
-        let (c1, c2) = Norms.biasCorrections(beta1: settings.beta1, beta2: settings.beta2, t: updates)
+        let moments = AdamMoments(beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon, update: updates)
         for view in views {
-            let decay: Float = (view.spec.isWeight || settings.decayBiases) ? Float(settings.weightDecay) : 0
+            let decay = Float(settings.weightDecay(for: view))
             let coupled: Float = settings.decoupled ? 0 : decay
             let decoupled: Float = settings.decoupled ? decay : 0
             let w = parameters + view.offset, g = gradients + view.offset
             let mm = m.pointer + view.offset, vv = v.pointer + view.offset
             for i in 0..<view.count {
-                let gi = g[i] + coupled * w[i]
-                let mi = b1 * mm[i] + (1 - b1) * gi
-                let vi = b2 * vv[i] + (1 - b2) * gi * gi
-                mm[i] = mi
-                vv[i] = vi
-                w[i] -= lr * ((mi * c1) / ((vi * c2).squareRoot() + eps) + decoupled * w[i])
+                let gi = WeightDecay.add(g[i], weight: w[i], decay: coupled)
+                let direction = moments.step(gi, mm, vv, i)
+                w[i] -= lr * WeightDecay.add(direction, weight: w[i], decay: decoupled)
             }
         }
     }

@@ -19,28 +19,6 @@ public struct GSNRSettings: Equatable, Sendable {
     public init() {}
 }
 
-/// Folds one group's gradient into the exchange buffer's moments: sum (+)= w, squares (+)= w².
-/// The squares are taken before any reduction, as the variance estimate needs.
-public enum GradientGroups {
-    @inline(__always)
-    public static func fold(_ work: UnsafePointer<Float>, sum: UnsafeMutablePointer<Float>,
-                            squares: UnsafeMutablePointer<Float>, count: Int, first: Bool) {
-        if first {
-            for j in 0..<count {
-                let w = work[j]
-                sum[j] = w
-                squares[j] = w * w
-            }
-        } else {
-            for j in 0..<count {
-                let w = work[j]
-                sum[j] += w
-                squares[j] += w * w
-            }
-        }
-    }
-}
-
 /// A base optimizer with the GSNR multiplier applied to its gradient.
 public final class VarianceReduced: Optimizer, TrustRatioReporting {
     public let base: any Optimizer

@@ -3,11 +3,9 @@
 //   trust = ‖w‖/‖a‖ (1 when either norm is 0);  w ← w − η·trust·a
 // Biases are excluded from the trust ratio (trust 1) and from weight decay by default.
 
-#if canImport(Glibc)
-import Glibc
-#endif
+// The moments, the decay rule and the ratio rule are the shared ones (Optim/OptimizerKernels.swift).
 
-public struct LAMBSettings: Equatable, Sendable {
+public struct LAMBSettings: Equatable, Sendable, WeightDecaySettings {
     public var beta1 = 0.9
     public var beta2 = 0.999
     public var epsilon = 1e-6
@@ -43,24 +41,20 @@ public final class LAMB: Optimizer, TrustRatioReporting {
 
     public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, lr: Float) {
         updates += 1
-        let b1 = Float(settings.beta1), b2 = Float(settings.beta2), eps = Float(settings.epsilon)
-        let (c1, c2) = Norms.biasCorrections(beta1: settings.beta1, beta2: settings.beta2, t: updates)
+        let moments = AdamMoments(beta1: settings.beta1, beta2: settings.beta2, epsilon: settings.epsilon, update: updates)
         let a = direction.pointer
         for (index, view) in views.enumerated() {
             let w = parameters + view.offset, g = gradients + view.offset
             let mm = m.pointer + view.offset, vv = v.pointer + view.offset
-            let d: Float = view.spec.isWeight || settings.decayBiases ? Float(settings.weightDecay) : 0
+            let d = Float(settings.weightDecay(for: view))
             var aNormSquared = 0.0
             for i in 0..<view.count {
-                let mi = b1 * mm[i] + (1 - b1) * g[i]
-                let vi = b2 * vv[i] + (1 - b2) * g[i] * g[i]
-                mm[i] = mi
-                vv[i] = vi
-                let ai = (mi * c1) / ((vi * c2).squareRoot() + eps) + d * w[i]
+                let ai = WeightDecay.add(moments.step(g[i], mm, vv, i), weight: w[i], decay: d)
                 a[i] = ai
                 aNormSquared += Double(ai) * Double(ai)
             }
-            let trust = view.spec.isWeight || settings.trustBiases ? Norms.ratio(Norms.l2(w, view.count), aNormSquared.squareRoot()) : 1
+            let trust = view.spec.isWeight || settings.trustBiases
+                ? TrustRatio.ratio(VectorKernels.l2(w, view.count), aNormSquared.squareRoot()) : 1
             trustRatios[index] = trust
             let step = lr * Float(trust)
             for i in 0..<view.count { w[i] -= step * a[i] }

@@ -1,8 +1,10 @@
 // LARS (You et al.), per parameter tensor (docs/algorithms.md §3):
 //   trust = τ·‖w‖ / (‖g‖ + λ‖w‖)  (1 when either norm is 0);  u ← m·u + trust·(g + λw);  w ← w − η·u
-// Biases are excluded from the trust ratio (trust 1) and from weight decay by default.
+// Biases are excluded from the trust ratio (trust 1) and from weight decay by default. The decay
+// rule, the momentum loop (heavy ball with gain T) and the ratio rule are the shared ones
+// (Optim/OptimizerKernels.swift).
 
-public struct LARSSettings: Equatable, Sendable {
+public struct LARSSettings: Equatable, Sendable, WeightDecaySettings {
     public var momentum = 0.9
     /// τ, the trust coefficient.
     public var trustCoefficient = 0.001
@@ -36,19 +38,14 @@ public final class LARS: Optimizer, TrustRatioReporting {
         let m = Float(settings.momentum)
         for (index, view) in views.enumerated() {
             let w = parameters + view.offset, g = gradients + view.offset, u = momentum.pointer + view.offset
-            let decay = view.spec.isWeight || settings.decayBiases ? settings.weightDecay : 0
+            let decay = settings.weightDecay(for: view)
             var trust = 1.0
             if view.spec.isWeight || settings.trustBiases {
-                let wNorm = Norms.l2(w, view.count), gNorm = Norms.l2(g, view.count)
-                trust = Norms.ratio(settings.trustCoefficient * wNorm, gNorm + decay * wNorm)
+                let wNorm = VectorKernels.l2(w, view.count), gNorm = VectorKernels.l2(g, view.count)
+                trust = TrustRatio.ratio(settings.trustCoefficient * wNorm, gNorm + decay * wNorm)
             }
             trustRatios[index] = trust
-            let t = Float(trust), d = Float(decay)
-            for i in 0..<view.count {
-                let ui = m * u[i] + t * (g[i] + d * w[i])
-                u[i] = ui
-                w[i] -= lr * ui
-            }
+            Momentum.heavyBall(w, g, u, view.count, lr: lr, momentum: m, gain: Float(trust), decay: Float(decay))
         }
     }
 }

@@ -79,36 +79,24 @@ public final class LBFGSHistory {
         for i in stride(from: size - 1, through: 0, by: -1) {
             let a = rho[i] * Norms.dot(s[i].pointer, d, count)
             alpha[i] = a
-            Self.axpy(-a, y[i].pointer, d, count)
+            VectorKernels.axpy(Float(-a), y[i].pointer, d, count)
         }
         // H0 = γ·I with γ = sᵀy / yᵀy of the newest pair.
         if size > 0 {
             let newest = size - 1
             let gamma = (1 / rho[newest]) / Norms.dot(y[newest].pointer, y[newest].pointer, count)
-            Self.scale(gamma, d, count)
+            VectorKernels.scale(Float(gamma), d, count)
         }
         // Second loop, oldest to newest: β = ρ_i·y_iᵀr; r ← r + s_i·(α_i − β).
         for i in 0..<size {
             let b = rho[i] * Norms.dot(y[i].pointer, d, count)
-            Self.axpy(alpha[i] - b, s[i].pointer, d, count)
+            VectorKernels.axpy(Float(alpha[i] - b), s[i].pointer, d, count)
         }
-        Self.scale(-1, d, count)
+        VectorKernels.scale(-1, d, count)
     }
 
     private func isZero(_ buffer: FloatBuffer) -> Bool {
         for j in 0..<count where buffer.pointer[j] != 0 { return false }
         return true
-    }
-
-    @inline(__always)
-    static func axpy(_ a: Double, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int) {
-        let af = Float(a)
-        for j in 0..<n { y[j] += af * x[j] }
-    }
-
-    @inline(__always)
-    static func scale(_ a: Double, _ x: UnsafeMutablePointer<Float>, _ n: Int) {
-        let af = Float(a)
-        for j in 0..<n { x[j] *= af }
     }
 }

@@ -3,12 +3,13 @@
 //   p(t) = min(1 − p0·γ^t, p_max);  ζ ~ Bernoulli(p(t));  h ← g + ζ ⊙ h;  w ← w − η·h
 // One extra buffer (h). The draws come from the job's seeded generator, one stream per update,
 // so every rank draws the same ζ and a resumed run draws what the uninterrupted one would have.
+// The decay rule is the shared one (Optim/OptimizerKernels.swift).
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-public struct RSGDSettings: Equatable, Sendable {
+public struct RSGDSettings: Equatable, Sendable, WeightDecaySettings {
     public enum Draw: String, Sendable, CaseIterable { case element, layer, global }
     public enum Clock: String, Sendable, CaseIterable { case step, epoch }
     public var p0 = 1.0
@@ -62,13 +63,13 @@ public final class RSGD: Optimizer {
         let threshold = p >= 1 ? UInt64.max : p <= 0 ? 0 : UInt64(p * 0x1.0p53)
         let globalKeep = settings.draw == .global && (rng.next() >> 11 < threshold || p >= 1)
         for view in views {
-            let decay = Float(view.spec.isWeight || settings.decayBiases ? settings.weightDecay : 0)
+            let decay = Float(settings.weightDecay(for: view))
             let w = parameters + view.offset, g = gradients + view.offset, h = memory.pointer + view.offset
             switch settings.draw {
             case .element:
                 for j in 0..<view.count {
                     let keep = rng.next() >> 11 < threshold || p >= 1
-                    let hj = g[j] + decay * w[j] + (keep ? h[j] : 0)
+                    let hj = WeightDecay.add(g[j], weight: w[j], decay: decay) + (keep ? h[j] : 0)
                     h[j] = hj
                     w[j] -= lr * hj
                 }
@@ -77,7 +78,7 @@ public final class RSGD: Optimizer {
                 if settings.draw == .layer { keep = rng.next() >> 11 < threshold || p >= 1 } else { keep = globalKeep }
                 let k: Float = keep ? 1 : 0
                 for j in 0..<view.count {
-                    let hj = g[j] + decay * w[j] + k * h[j]
+                    let hj = WeightDecay.add(g[j], weight: w[j], decay: decay) + k * h[j]
                     h[j] = hj
                     w[j] -= lr * hj
                 }

@@ -1,9 +1,10 @@
 // SGD with heavy-ball, Nesterov or normalized heavy-ball momentum, and weight decay added to the
 // averaged gradient (docs/algorithms.md §1): u ← m·u + g;  w ← w − η·u  (Nesterov: w ← w − η·(g + m·u);
 // NSHB: u ← β·u + (1−β)·g).
-// u carries no η, so a learning-rate change needs no momentum correction.
+// u carries no η, so a learning-rate change needs no momentum correction. The decay rule and the
+// momentum loops are the shared ones (Optim/OptimizerKernels.swift).
 
-public struct SGDSettings: Equatable, Sendable {
+public struct SGDSettings: Equatable, Sendable, WeightDecaySettings {
     public var momentum: Double = 0
     public var nesterov = false
     /// λ: added to the averaged gradient (λ·w) after the exchange, on weights only by default.
@@ -38,26 +39,17 @@ public final class SGD: Optimizer {
         // NSHB averages instead of summing: u ← β·u + (1−β)·g.
         let gain: Float = settings.normalized ? 1 - m : 1
         for view in views {
-            let decay: Float = (view.spec.isWeight || settings.decayBiases) ? Float(settings.weightDecay) : 0
+            let decay = Float(settings.weightDecay(for: view))
             let w = parameters + view.offset
             let g = gradients + view.offset
             guard let u = momentum?.pointer.advanced(by: view.offset) else {
-                for i in 0..<view.count { w[i] -= lr * (g[i] + decay * w[i]) }
+                Momentum.plain(w, g, view.count, lr: lr, decay: decay)
                 continue
             }
             if settings.nesterov {
-                for i in 0..<view.count {
-                    let gi = g[i] + decay * w[i]
-                    let ui = m * u[i] + gain * gi
-                    u[i] = ui
-                    w[i] -= lr * (gi + m * ui)
-                }
+                Momentum.nesterov(w, g, u, view.count, lr: lr, momentum: m, gain: gain, decay: decay)
             } else {
-                for i in 0..<view.count {
-                    let ui = m * u[i] + gain * (g[i] + decay * w[i])
-                    u[i] = ui
-                    w[i] -= lr * ui
-                }
+                Momentum.heavyBall(w, g, u, view.count, lr: lr, momentum: m, gain: gain, decay: decay)
             }
         }
     }
