@@ -48,6 +48,11 @@ extension Job {
         /// counts epochs of `stepsPerEpoch` steps. L-BFGS's gradient buffers carry the network's
         /// extra gradient slots along.
         public func make(for network: Network, seed: UInt64 = 0, stepsPerEpoch: Int = 1) -> any OptimizerState {
+            method(for: network, seed: seed, stepsPerEpoch: stepsPerEpoch).state
+        }
+
+        /// The optimizer with the step driver it needs (first-order, or L-BFGS's own evaluations).
+        public func method(for network: Network, seed: UInt64 = 0, stepsPerEpoch: Int = 1) -> StepMethod {
             descriptor.make(settings, network, seed, stepsPerEpoch)
         }
 

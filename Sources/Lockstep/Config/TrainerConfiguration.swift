@@ -73,16 +73,8 @@ extension Job {
     /// L-BFGS, the full batch).
     public func trainerConfiguration(for network: Network, trainSamples: Int, probeBucketMegabytes: Double? = nil,
                                      stopRequested: @escaping @Sendable () -> Bool = { StopSignal.received != 0 }) throws -> TrainerConfiguration {
-        let made = optimizer.make(for: network, seed: run.seed,
-                                  stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: trainSamples, globalBatch: batch.global))
-        let method: StepMethod
-        if let lbfgs = made as? LBFGS {
-            method = .lbfgs(lbfgs)
-        } else if let firstOrder = made as? any Lockstep.Optimizer {
-            method = .firstOrder(firstOrder)
-        } else {
-            preconditionFailure("optimizer \(optimizer.name.rawValue) is neither first-order nor L-BFGS")
-        }
+        let method = optimizer.method(for: network, seed: run.seed,
+                                      stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: trainSamples, globalBatch: batch.global))
         let overlapApplies = optimizer.name != .lbfgs && !batch.full
         let probing = probeBucketMegabytes != nil && bucketMegabytes == 0 && overlapApplies
         return TrainerConfiguration(method: method, schedule: try learningRateSchedule(trainSamples: trainSamples), seed: run.seed,

@@ -31,6 +31,6 @@ extension OptimizerDescriptor {
              render: { (s: AdamSettings) in
                  ["beta1 = \(s.beta1)", "beta2 = \(s.beta2)", "eps = \(s.epsilon)"] + WeightDecayKeys.lines(s)
              },
-             make: { s, network, _, _ in Adam(views: network.views, parameterCount: network.parameterCount, settings: s) })
+             make: { s, network, _, _ in .firstOrder(Adam(views: network.views, parameterCount: network.parameterCount, settings: s)) })
     }
 }

@@ -27,5 +27,5 @@ extension OptimizerDescriptor {
             ["beta1 = \(s.beta1)", "beta2 = \(s.beta2)", "eps = \(s.epsilon)"] + WeightDecayKeys.lines(s)
                 + ["trust_biases = \(s.trustBiases)"]
         },
-        make: { s, network, _, _ in LAMB(views: network.views, parameterCount: network.parameterCount, settings: s) })
+        make: { s, network, _, _ in .firstOrder(LAMB(views: network.views, parameterCount: network.parameterCount, settings: s)) })
 }

@@ -27,5 +27,5 @@ extension OptimizerDescriptor {
             ["momentum = \(s.momentum)", "trust_coefficient = \(s.trustCoefficient)"] + WeightDecayKeys.lines(s)
                 + ["trust_biases = \(s.trustBiases)"]
         },
-        make: { s, network, _, _ in LARS(views: network.views, parameterCount: network.parameterCount, settings: s) })
+        make: { s, network, _, _ in .firstOrder(LARS(views: network.views, parameterCount: network.parameterCount, settings: s)) })
 }

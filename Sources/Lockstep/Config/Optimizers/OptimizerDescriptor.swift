@@ -31,16 +31,16 @@ struct OptimizerDescriptor: Sendable {
     let defaultLR: Double?
     let parse: @Sendable (TOMLReader, WeightDecayKeys) throws -> any OptimizerSettings
     let render: @Sendable (any OptimizerSettings) -> [String]
-    let make: @Sendable (any OptimizerSettings, Network, UInt64, Int) -> any OptimizerState
+    let make: @Sendable (any OptimizerSettings, Network, UInt64, Int) -> StepMethod
 
     /// `keys` are its own keys; `decays` adds the weight-decay keys. `parse` reads its own keys in
     /// order (the weight-decay keys were read already and come in `WeightDecayKeys`); `render`
-    /// gives its resolved lines after `name` and `lr`; `make` gets the network, the seed and the
-    /// steps per epoch.
+    /// gives its resolved lines after `name` and `lr`; `make` builds it, as the step method that
+    /// drives it (first-order or L-BFGS), from the network, the seed and the steps per epoch.
     init<S: OptimizerSettings>(name: String, keys: [String], decays: Bool, defaultLR: Double? = nil,
                                parse: @escaping @Sendable (TOMLReader, WeightDecayKeys) throws -> S,
                                render: @escaping @Sendable (S) -> [String],
-                               make: @escaping @Sendable (S, Network, UInt64, Int) -> any OptimizerState) {
+                               make: @escaping @Sendable (S, Network, UInt64, Int) -> StepMethod) {
         self.name = name
         self.keys = keys + (decays ? WeightDecayKeys.names : [])
         self.defaultLR = defaultLR

@@ -30,6 +30,6 @@ extension OptimizerDescriptor {
              "draw = \"\(s.draw.rawValue)\"", "clock = \"\(s.clock.rawValue)\""] + WeightDecayKeys.lines(s)
         },
         make: { s, network, seed, stepsPerEpoch in
-            RSGD(views: network.views, parameterCount: network.parameterCount, settings: s, seed: seed, stepsPerEpoch: stepsPerEpoch)
+            .firstOrder(RSGD(views: network.views, parameterCount: network.parameterCount, settings: s, seed: seed, stepsPerEpoch: stepsPerEpoch))
         })
 }

@@ -34,6 +34,6 @@ extension OptimizerDescriptor {
              render: { (s: SGDSettings) in
                  ["momentum = \(s.momentum)"] + (normalized ? [] : ["nesterov = \(s.nesterov)"]) + WeightDecayKeys.lines(s)
              },
-             make: { s, network, _, _ in SGD(views: network.views, parameterCount: network.parameterCount, settings: s) })
+             make: { s, network, _, _ in .firstOrder(SGD(views: network.views, parameterCount: network.parameterCount, settings: s)) })
     }
 }
