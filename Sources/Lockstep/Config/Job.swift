@@ -32,6 +32,21 @@ public struct Job: Equatable, Sendable {
         public var file: String
         public var trainX, trainY, testX, testY: String
         public var normalization: Normalization
+        /// `data.load`: every rank holds the splits in memory, or streams rows from the file (docs/data.md).
+        public var load: DataLoad = .memory
+        /// `data.cache_mb`: HDF5's chunk cache per streamed split (chunked files only).
+        public var cacheMegabytes: Double = 64
+        /// `data.file_locking`: HDF5's file locking when opening the data (nil: the library's
+        /// default, which honours HDF5_USE_FILE_LOCKING).
+        public var fileLocking: Bool?
+    }
+
+    /// How the ranks hold a dataset's splits.
+    public enum DataLoad: String, Sendable, CaseIterable {
+        /// Each rank reads the whole file into memory once.
+        case memory
+        /// Each rank reads from the file only the rows it uses, as it uses them.
+        case stream
     }
 
     public struct Batch: Equatable, Sendable {
@@ -129,7 +144,10 @@ public struct Job: Equatable, Sendable {
             trainY: try d.string("train_y", default: "/train/y"),
             testX: try d.string("test_x", default: "/test/x"),
             testY: try d.string("test_y", default: "/test/y"),
-            normalization: try d.choice("normalization", default: Normalization.scale))
+            normalization: try d.choice("normalization", default: Normalization.scale),
+            load: try d.choice("load", default: DataLoad.memory),
+            cacheMegabytes: try d.double("cache_mb", default: 64, min: 0, max: 1_000_000),
+            fileLocking: d.has("file_locking") ? try d.bool("file_locking", default: true) : nil)
         try d.finish()
 
         let m = try root.section("model")

@@ -44,7 +44,10 @@ extension Job {
                   "test_x = \(q(data.testX))",
                   "test_y = \(q(data.testY))",
                   "normalization = \(q(data.normalization.rawValue))",
-                  "",
+                  "load = \(q(data.load.rawValue))",
+                  "cache_mb = \(data.cacheMegabytes)"]
+            + (data.fileLocking.map { ["file_locking = \($0)"] } ?? [])
+            + ["",
                   "[model]",
                   "layers = ["]
         for layer in layers {

@@ -26,4 +26,18 @@ public protocol DataSource: AnyObject {
     func normalize(_ mode: Normalization, stats: (mean: Double, std: Double)?)
     /// Mean and standard deviation of all features after the uint8 scale, in Float64: the same on every rank.
     func statistics() -> (mean: Double, std: Double)
+
+    /// For sources that did not read (and check) every feature when they opened: rank `rank` of
+    /// `ranks` reads its slice and returns its first sample with a NaN or an infinity.
+    func firstNonFiniteSample(rank: Int, of ranks: Int) throws -> Int?
+    /// The one-line error for a non-finite sample (the same whatever the source).
+    func nonFiniteError(sample: Int) -> LockstepError
+}
+
+extension DataSource {
+    /// Sources that hold their features checked them on opening.
+    public func firstNonFiniteSample(rank: Int, of ranks: Int) throws -> Int? { nil }
+    public func nonFiniteError(sample: Int) -> LockstepError {
+        .usage("\(name) split has a non-finite value (NaN or Inf) in sample \(sample): clean the data")
+    }
 }

@@ -56,57 +56,26 @@ public final class Dataset: DataSource {
     /// shape, every label and the raw features of the first, middle and last sample. Stored in
     /// checkpoints, so a resume on another file (or an edited one) is caught without hashing it all.
     public var fingerprint: UInt64 {
-        var hash = FNV1a64()
-        for n in [count, width] + sampleShape { withUnsafeBytes(of: Int64(n).littleEndian) { hash.add($0) } }
-        labels.withUnsafeBytes { hash.add($0) }
-        for row in Set([0, count / 2, count - 1]).sorted() {
-            if isUInt8 {
-                bytes.withUnsafeBytes { hash.add(UnsafeRawBufferPointer(rebasing: $0[(row * width)..<((row + 1) * width)])) }
-            } else {
-                floats.withUnsafeBytes { all in
-                    hash.add(UnsafeRawBufferPointer(rebasing: all[(row * width * 4)..<((row + 1) * width * 4)]))
-                }
-            }
+        isUInt8 ? bytes.withUnsafeBytes { fingerprint(of: $0) } : floats.withUnsafeBytes { fingerprint(of: $0) }
+    }
+
+    private func fingerprint(of all: UnsafeRawBufferPointer) -> UInt64 {
+        let rowBytes = width * (isUInt8 ? 1 : MemoryLayout<Float>.size)
+        return FeatureArithmetic.fingerprint(count: count, width: width, sampleShape: sampleShape, labels: labels) { row in
+            UnsafeRawBufferPointer(rebasing: all[(row * rowBytes)..<((row + 1) * rowBytes)])
         }
-        return hash.value
     }
 
     /// Sets the affine normalisation. `stats` (mean, std) come from the training split.
     public func normalize(_ mode: Normalization, stats: (mean: Double, std: Double)?) {
-        let base: Float = isUInt8 && mode != .none ? 1.0 / 255 : 1
-        switch mode {
-        case .none, .scale:
-            scale = base
-            shift = 0
-        case .standardize:
-            let (mean, std) = stats ?? (0, 1)
-            scale = Float(Double(base) / std)
-            shift = Float(-mean / std)
-        }
+        (scale, shift) = FeatureArithmetic.affine(mode, stats: stats, isUInt8: isUInt8)
     }
 
     /// Mean and standard deviation of all features after `scale` (computed in Float64, the same on every rank).
     public func statistics() -> (mean: Double, std: Double) {
-        var sum = 0.0, sumSquares = 0.0
-        let base = isUInt8 ? 1.0 / 255 : 1.0
-        if isUInt8 {
-            var histogram = [Int](repeating: 0, count: 256)
-            for b in bytes { histogram[Int(b)] += 1 }
-            for (v, n) in histogram.enumerated() {
-                let x = Double(v) * base
-                sum += x * Double(n)
-                sumSquares += x * x * Double(n)
-            }
-        } else {
-            for f in floats {
-                sum += Double(f)
-                sumSquares += Double(f) * Double(f)
-            }
-        }
-        let n = Double(bytes.count + floats.count)
-        let mean = sum / n
-        let std = max((sumSquares / n - mean * mean).squareRoot(), 1e-12)
-        return (mean, std)
+        var moments = FeatureArithmetic.Moments()
+        if isUInt8 { bytes.withUnsafeBufferPointer { moments.add($0) } } else { floats.withUnsafeBufferPointer { moments.add($0) } }
+        return moments.result(isUInt8: isUInt8)
     }
 
     /// Writes samples `indices` (normalised) into x[indices.count, width] and their labels into y.
@@ -128,16 +97,11 @@ public final class Dataset: DataSource {
 
     @inline(__always)
     private func copySample(_ index: Int, to out: UnsafeMutablePointer<Float>) {
-        let (a, b) = (scale, shift)
         let start = index * width
         if isUInt8 {
-            bytes.withUnsafeBufferPointer { p in
-                for j in 0..<width { out[j] = Float(p[start + j]) * a + b }
-            }
+            bytes.withUnsafeBufferPointer { FeatureArithmetic.copy($0.baseAddress! + start, to: out, width: width, scale, shift) }
         } else {
-            floats.withUnsafeBufferPointer { p in
-                for j in 0..<width { out[j] = p[start + j] * a + b }
-            }
+            floats.withUnsafeBufferPointer { FeatureArithmetic.copy($0.baseAddress! + start, to: out, width: width, scale, shift) }
         }
     }
 }

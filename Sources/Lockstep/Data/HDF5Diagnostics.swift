@@ -71,8 +71,8 @@ extension HDF5File {
     ]
 
     /// What to tell the user when H5Fopen failed: the file is locked, truncated, not HDF5, or else corrupt.
-    static func openFailure(_ path: String, _ stack: HDF5ErrorStack) -> String {
-        if stack.isLockFailure { return "\(path) cannot be opened: " + lockAdvice(stack, creating: false) }
+    static func openFailure(_ path: String, _ stack: HDF5ErrorStack, lockingKey: String? = nil) -> String {
+        if stack.isLockFailure { return "\(path) cannot be opened: " + lockAdvice(stack, creating: false, key: lockingKey) }
         if let (eof, stored) = stack.truncation {
             return "\(path) is truncated: it has \(eof) bytes but HDF5 recorded \(stored) when it was written (an interrupted copy or write?): copy or write the file again"
         }
@@ -84,14 +84,16 @@ extension HDF5File {
     }
 
     /// HDF5 1.10 locks every file it opens (flock): readers share a lock, a writer holds it alone.
-    static func lockAdvice(_ stack: HDF5ErrorStack, creating: Bool) -> String {
+    /// `key`: the job key that turns HDF5's locking off for this file, named next to the variable.
+    static func lockAdvice(_ stack: HDF5ErrorStack, creating: Bool, key: String? = nil) -> String {
+        let off = key.map { "set \($0) = false or HDF5_USE_FILE_LOCKING=FALSE" } ?? "set HDF5_USE_FILE_LOCKING=FALSE"
         if stack.errno == EWOULDBLOCK || stack.errno == EAGAIN {
             if creating {
                 return "it is locked by another process that has it open: wait for that process to close it (on a filesystem without working locks, set HDF5_USE_FILE_LOCKING=FALSE)"
             }
-            return "it is locked by another process that has it open for writing: wait for that writer to finish (on a filesystem without working locks, set HDF5_USE_FILE_LOCKING=FALSE)"
+            return "it is locked by another process that has it open for writing: wait for that writer to finish (on a filesystem without working locks, \(off))"
         }
-        return "HDF5 cannot lock it (\(stack.reason)): on a filesystem without working file locks, set HDF5_USE_FILE_LOCKING=FALSE"
+        return "HDF5 cannot lock it (\(stack.reason)): on a filesystem without working file locks, \(off)"
     }
 
     func readFailure<T>(_ datasetPath: String, _ info: HDF5DatasetInfo, as: T.Type, _ stack: HDF5ErrorStack) -> String {

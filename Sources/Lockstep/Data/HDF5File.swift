@@ -61,7 +61,7 @@ public final class HDF5File {
         lockstep_h5_silence_errors()
     }
 
-    private init(path: String, id: hid_t) {
+    init(path: String, id: hid_t) {
         self.path = path
         self.id = id
     }
@@ -80,14 +80,16 @@ public final class HDF5File {
         return HDF5File(path: path, id: id)
     }
 
-    /// Opens an existing file read-only; a missing, locked, truncated or non-HDF5 file is a usage error.
-    public static func open(_ path: String) throws -> HDF5File {
+    /// Opens an existing file read-only; a missing, locked, truncated or non-HDF5 file is a usage
+    /// error. `fileLocking` overrides HDF5's file locking (HDF5FileLocking.swift); `lockingKey`
+    /// names the job key that sets it, for the message when the lock fails.
+    public static func open(_ path: String, fileLocking: Bool? = nil, lockingKey: String? = nil) throws -> HDF5File {
         quiet()
         guard access(path, R_OK) == 0 else {
             throw LockstepError.usage("\(path): no such readable file (\(String(cString: strerror(errno))))")
         }
-        let id = H5Fopen(path, lockstep_h5f_acc_rdonly(), lockstep_h5p_default())
-        guard id >= 0 else { throw LockstepError.usage(openFailure(path, HDF5ErrorStack())) }
+        let id = try withFileAccess(locking: fileLocking, path) { H5Fopen(path, lockstep_h5f_acc_rdonly(), $0) }
+        guard id >= 0 else { throw LockstepError.usage(openFailure(path, HDF5ErrorStack(), lockingKey: lockingKey)) }
         return HDF5File(path: path, id: id)
     }
 

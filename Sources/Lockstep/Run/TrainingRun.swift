@@ -47,14 +47,14 @@ public enum TrainingRun {
         // 1. Job and data: every rank reads them, so every rank validates them.
         let (job, train, test, network) = try comm.agree { () -> (Job, any DataSource, any DataSource, Network) in
             var job = try Job.load(options.jobPath, overrides: options.overrides)
-            let file = try HDF5File.open(job.data.file)
+            let file = try HDF5File.open(job.data.file, fileLocking: job.data.fileLocking, lockingKey: "data.file_locking")
             for (key, path) in [("train_x", job.data.trainX), ("train_y", job.data.trainY), ("test_x", job.data.testX), ("test_y", job.data.testY)]
             where !file.exists(path) {
                 throw LockstepError.usage("data.\(key) = \"\(path)\": \(job.data.file) has no such dataset; set data.\(key) to one of \(file.datasetPaths().joined(separator: ", "))")
             }
             let classes = job.layers.last!.units
-            let train = try Dataset(file: file, xPath: job.data.trainX, yPath: job.data.trainY, classes: classes, name: "train")
-            let test = try Dataset(file: file, xPath: job.data.testX, yPath: job.data.testY, classes: classes, name: "test")
+            let train = try job.data.open(file, x: job.data.trainX, y: job.data.trainY, classes: classes, name: "train")
+            let test = try job.data.open(file, x: job.data.testX, y: job.data.testY, classes: classes, name: "test")
             guard test.sampleShape == train.sampleShape else {
                 throw LockstepError.usage("\(job.data.file): test samples have shape \(test.sampleShape) but training samples \(train.sampleShape)")
             }
@@ -79,6 +79,9 @@ public enum TrainingRun {
             test.normalize(job.data.normalization, stats: stats)
             return (job, train, test, network)
         }
+
+        // A streamed split's float features are checked here, each rank a slice (one collective).
+        try checkFeatures([train, test], comm: comm)
 
         // 2. Run directory (rank 0's filesystem is the one that matters).
         let checkpointDir = job.run.out + "/checkpoints"
@@ -237,6 +240,16 @@ public enum TrainingRun {
         // What the step driver adds (trust ratios, waits, L-BFGS's or GSNR's statistics).
         fields += trainer.stepFields(waitsPerStep: waitsPerStep)
         return fields
+    }
+
+    /// The first non-finite feature of each split that was not read whole, found collectively:
+    /// each rank scans its slice, the smallest sample wins, and every rank reports it alike.
+    private static func checkFeatures(_ splits: [any DataSource], comm: Communicator) throws {
+        for split in splits {
+            let mine = try comm.agree { try split.firstNonFiniteSample(rank: comm.rank, of: comm.size) }
+            let first = comm.allreduce(Int64(mine ?? Int.max), .min)
+            try comm.agree { if first != Int64(Int.max) { throw split.nonFiniteError(sample: Int(first)) } }
+        }
     }
 
     /// Aborts collectively unless every rank holds bitwise the same parameters.

@@ -18,17 +18,47 @@ public enum MemoryBudget {
         return total
     }
 
-    /// Bytes this process may still allocate: MemAvailable from /proc/meminfo (what Linux could
-    /// hand out without swapping), else physical memory; nil when neither can be read.
+    /// Bytes this process may still allocate: the least of MemAvailable from /proc/meminfo (what
+    /// Linux could hand out without swapping; else physical memory), what its address-space
+    /// limit leaves (`ulimit -v`, `prlimit --as`), and what its cgroup v2 memory limit leaves
+    /// (a SLURM job's --mem); nil when none can be read.
     public static func availableBytes() -> Int? {
-        if let text = readTextFile("/proc/meminfo") {
-            for line in text.split(separator: "\n") where line.hasPrefix("MemAvailable:") {
-                let fields = line.split(separator: " ")
-                if fields.count >= 2, let kib = Int(fields[1]) { return kib * 1024 }
-            }
-        }
+        [nodeAvailableBytes(), addressSpaceLeft(), cgroupLeft()].compactMap { $0 }.min()
+    }
+
+    private static func nodeAvailableBytes() -> Int? {
+        if let kib = field("MemAvailable:", of: "/proc/meminfo") { return kib * 1024 }
         let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
         return pages > 0 && size > 0 ? pages * size : nil
+    }
+
+    /// RLIMIT_AS minus the address space already mapped (VmSize).
+    private static func addressSpaceLeft() -> Int? {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_AS.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max,
+              let cur = Int(exactly: limit.rlim_cur), let mappedKiB = field("VmSize:", of: "/proc/self/status") else { return nil }
+        return max(cur - mappedKiB * 1024, 0)
+    }
+
+    /// memory.max minus memory.current of this process's cgroup (v2), when it has a limit.
+    private static func cgroupLeft() -> Int? {
+        guard let membership = readTextFile("/proc/self/cgroup"),
+              let line = membership.split(separator: "\n").first(where: { $0.hasPrefix("0::") }) else { return nil }
+        let folder = "/sys/fs/cgroup" + line.dropFirst(3).trimmingCharacters(in: .whitespaces)
+        guard let maxText = readTextFile(folder + "/memory.max")?.trimmingCharacters(in: .whitespacesAndNewlines),
+              let limit = Int(maxText),
+              let current = readTextFile(folder + "/memory.current").flatMap({ Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) })
+        else { return nil }   // "max": no limit
+        return max(limit - current, 0)
+    }
+
+    /// The first number after `key` in a /proc file of "Key:  value kB" lines.
+    private static func field(_ key: String, of path: String) -> Int? {
+        guard let text = readTextFile(path) else { return nil }
+        for line in text.split(separator: "\n") where line.hasPrefix(key) {
+            if let value = line.split(separator: " ").dropFirst().first.flatMap({ Int($0) }) { return value }
+        }
+        return nil
     }
 
     /// "1.5 GiB", "12.0 MiB", for messages.
@@ -47,7 +77,7 @@ public enum MemoryBudget {
             throw LockstepError.usage("\(what) has more elements than this machine can address: \(fix)")
         }
         if let available = availableBytes(), bytes > available {
-            throw LockstepError.usage("\(what) needs \(describe(bytes)) but this node has \(describe(available)) of memory available: \(fix)")
+            throw LockstepError.usage("\(what) needs \(describe(bytes)) but this process has \(describe(available)) of memory available (the node's free memory, its address-space limit and its cgroup's, whichever is least): \(fix)")
         }
     }
 }
