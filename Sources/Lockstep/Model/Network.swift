@@ -104,13 +104,12 @@ public final class Network {
     /// backward progress must have been built with `progress`. Every tensor path must be unique.
     public init(inputShape: [Int], layers: [any Layer], outputShapes: [[Int]]? = nil,
                 progress: BackwardProgress = BackwardProgress(), extraGradientSlots: Int = 0) {
-        precondition(!layers.isEmpty, "a network needs at least one layer")
         self.layers = layers
         self.inputShape = inputShape
         self.inputWidth = inputShape.reduce(1, *)
         self.outputShapes = outputShapes ?? layers.map { [$0.outputWidth] }
         precondition(self.outputShapes.count == layers.count, "one output shape per layer")
-        classes = layers[layers.count - 1].outputWidth
+        classes = layers.last?.outputWidth ?? inputShape.reduce(1, *)
         backwardProgress = progress
 
         let layout = NetworkLayout(layers)
