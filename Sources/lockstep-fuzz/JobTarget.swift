@@ -139,7 +139,7 @@ enum JobTarget {
 }
 
 /// What `Network(inputShape:layers:)` would allocate, computed with checked arithmetic before it
-/// is built, mirroring its shape rules (LayerSpec.image, ImageShape.windows, the parameter
+/// is built, mirroring its shape rules (LayerBuilder.image, ImageShape.windows, the parameter
 /// offsets). The target builds the network unless it would pass the bounds (the fuzzer is not to
 /// allocate gigabytes). A size that overflows is built all the same: Network computes every
 /// shape before it allocates anything, so it traps (a finding) or throws there, with nothing

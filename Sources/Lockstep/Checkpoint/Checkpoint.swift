@@ -1,4 +1,5 @@
-// HDF5 checkpoints: parameters under /model/<layer>/<param>, optimizer state under
+// HDF5 checkpoints: parameters (and the layers' non-trainable state, when a layer has any) under
+// /model/<layer>/<param>, optimizer state under
 // /optimizer/<state>/<layer>/<param>, and root attributes for the training position, world
 // size, format version, data identity, the resolved job config and a checksum over all of it.
 // Written to a temporary name, closed with every HDF5 call checked, read back and verified,
@@ -79,6 +80,8 @@ public struct CheckpointHeader: Equatable, Sendable {
 public struct CheckpointContents {
     public var header: CheckpointHeader
     public var parameters: [Float]
+    /// The layers' non-trainable state, laid out as `Network.state` (empty when it has none).
+    public var layerState: [Float]
     /// Optimizer state buffers, by name.
     public var state: [String: [Float]]
     /// `checksum_fnv1a64`, verified against the contents and the header.
@@ -105,6 +108,9 @@ public enum Checkpoint {
             let file = try HDF5File.create(temporary)
             for view in network.views {
                 try file.write("/model/\(view.path)", UnsafeBufferPointer(network.parameters.slice(view.offset, view.count)), shape: view.spec.shape)
+            }
+            for view in network.stateViews {
+                try file.write("/model/\(view.path)", UnsafeBufferPointer(network.state.slice(view.offset, view.count)), shape: view.spec.shape)
             }
             for (name, buffer) in optimizer.stateBuffers {
                 for view in network.views {
@@ -169,12 +175,15 @@ public enum Checkpoint {
         return "the filesystem holding \(folder) is full (\(MemoryBudget.describe(free)) free)"
     }
 
-    /// FNV-1a over the parameters and then each state buffer, tensor by tensor in the network's
-    /// order: the first part of `checksum_fnv1a64` (the header follows). Every rank recomputes
-    /// it after a resume broadcast.
+    /// FNV-1a over the parameters, the layers' state (none in most networks, which leaves the
+    /// sum as it was before layers had state) and then each optimizer state buffer, tensor by
+    /// tensor in the network's order: the first part of `checksum_fnv1a64` (the header follows).
+    /// Every rank recomputes it after a resume broadcast.
     public static func tensorChecksum(network: Network, state: [(name: String, buffer: FloatBuffer)]) -> FNV1a64 {
         var checksum = FNV1a64()
-        for buffer in [network.parameters] + state.map(\.buffer) {
+        for view in network.views { checksum.add(UnsafeBufferPointer(network.parameters.slice(view.offset, view.count))) }
+        for view in network.stateViews { checksum.add(UnsafeBufferPointer(network.state.slice(view.offset, view.count))) }
+        for buffer in state.map(\.buffer) {
             for view in network.views { checksum.add(UnsafeBufferPointer(buffer.slice(view.offset, view.count))) }
         }
         return checksum
@@ -193,8 +202,14 @@ public enum Checkpoint {
         var checksum = FNV1a64()
         var parameters = [Float](repeating: 0, count: network.parameterCount)
         for view in network.views {
-            let values = try readTensor(file, "/model/\(view.path)", view: view)
+            let values = try readTensor(file, "/model/\(view.path)", shape: view.spec.shape)
             parameters.replaceSubrange(view.offset..<(view.offset + view.count), with: values)
+            values.withUnsafeBufferPointer { checksum.add($0) }
+        }
+        var layerState = [Float](repeating: 0, count: network.stateCount)
+        for view in network.stateViews {
+            let values = try readTensor(file, "/model/\(view.path)", shape: view.spec.shape)
+            layerState.replaceSubrange(view.offset..<(view.offset + view.count), with: values)
             values.withUnsafeBufferPointer { checksum.add($0) }
         }
         var state: [String: [Float]] = [:]
@@ -206,7 +221,7 @@ public enum Checkpoint {
         for name in names {
             var buffer = [Float](repeating: 0, count: network.parameterCount)
             for view in network.views {
-                let values = try readTensor(file, "/optimizer/\(name)/\(view.path)", view: view)
+                let values = try readTensor(file, "/optimizer/\(name)/\(view.path)", shape: view.spec.shape)
                 buffer.replaceSubrange(view.offset..<(view.offset + view.count), with: values)
                 values.withUnsafeBufferPointer { checksum.add($0) }
             }
@@ -235,7 +250,7 @@ public enum Checkpoint {
               header.worldSize >= 1, header.optimizerUpdates >= 0 else {
             throw LockstepError.usage("\(path): its training position (step \(position.step), epoch \(position.epoch), epoch step \(position.epochStep), samples \(position.samplesSeen)) is impossible")
         }
-        return CheckpointContents(header: header, parameters: parameters, state: state, checksum: checksum.value)
+        return CheckpointContents(header: header, parameters: parameters, layerState: layerState, state: state, checksum: checksum.value)
     }
 
     private static func scalar<T: HDF5Element>(_ file: HDF5File, _ name: String, as: T.Type) throws -> T {
@@ -259,13 +274,13 @@ public enum Checkpoint {
         return names.sorted { step($0) < step($1) }.map { folder + "/" + $0 }
     }
 
-    private static func readTensor(_ file: HDF5File, _ path: String, view: ParameterView) throws -> [Float] {
+    private static func readTensor(_ file: HDF5File, _ path: String, shape: [Int]) throws -> [Float] {
         guard file.exists(path) else {
             throw LockstepError.usage("\(file.path) has no \(path): the checkpoint is from a different model")
         }
         let info = try file.info(path)
-        guard info.shape == view.spec.shape else {
-            throw LockstepError.usage("\(file.path): \(path) has shape \(info.shape) but the model needs \(view.spec.shape): the checkpoint is from a different model")
+        guard info.shape == shape else {
+            throw LockstepError.usage("\(file.path): \(path) has shape \(info.shape) but the model needs \(shape): the checkpoint is from a different model")
         }
         return try file.read(path, as: Float.self)
     }

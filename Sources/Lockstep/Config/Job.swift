@@ -347,31 +347,15 @@ public struct Job: Equatable, Sendable {
 }
 
 extension LayerSpec {
-    /// One `[model] layers` entry. Only the keys of its `type` are accepted. Whether the layer
-    /// fits its input is checked when the network is built (Network(inputShape:)), where the
-    /// sample shape is known.
+    /// One `[model] layers` entry, read by its kind's descriptor (LayerKinds). Only the keys of
+    /// its `type` are accepted. Whether the layer fits its input is checked when the network is
+    /// built (Network(inputShape:)), where the sample shape is known.
     init(_ l: TOMLReader, isLast: Bool) throws {
         let type = try l.string("type", default: "dense")
-        switch type {
-        case "dense":
-            // The last layer produces logits, so its activation defaults to identity.
-            self.init(units: try l.int("units", min: 1),
-                      activation: try l.choice("activation", default: isLast ? .identity : Activation.relu))
-        case "conv2d":
-            let kernel = try l.int("kernel", min: 1)
-            self = .conv2d(channels: try l.int("channels", min: 1), kernel: kernel, stride: try l.int("stride", default: 1, min: 1),
-                           padding: try l.int("padding", default: 0, min: 0), activation: try l.choice("activation", default: Activation.relu))
-            // As PyTorch: a window that could lie wholly in the padding sees only zeros.
-            guard padding <= kernel / 2 else {
-                throw LockstepError.usage("\(l.prefix).padding: \(padding) is more than half the kernel (\(kernel)): use at most \(kernel / 2)")
-            }
-        case "maxpool", "avgpool":
-            let kernel = try l.int("kernel", min: 1)
-            let stride = try l.int("stride", default: kernel, min: 1)
-            self = type == "maxpool" ? .maxPool(kernel: kernel, stride: stride) : .avgPool(kernel: kernel, stride: stride)
-        default:
+        guard let kind = LayerKinds.named(type) else {
             throw LockstepError.usage("\(l.prefix).type: \"\(type)\" is not a layer type; use one of \(LayerSpec.types.map { "\"\($0)\"" }.joined(separator: ", "))")
         }
+        self.init(try kind.init(l, isLast: isLast))
         if isLast && type != "dense" {
             throw LockstepError.usage("\(l.prefix).type: the last layer gives the class scores and must be \"dense\", not \"\(type)\": add { type = \"dense\", units = <classes> } at the end")
         }

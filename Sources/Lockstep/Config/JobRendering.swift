@@ -52,13 +52,7 @@ extension Job {
                   "layers = ["]
         for layer in layers {
             // Only the keys the layer's type reads (anything else is an unknown key on input).
-            let keys: String
-            switch layer.type {
-            case "dense": keys = "units = \(layer.units), activation = \(q(layer.activation.rawValue))"
-            case "conv2d": keys = "channels = \(layer.channels), kernel = \(layer.kernel), stride = \(layer.stride), padding = \(layer.padding), activation = \(q(layer.activation.rawValue))"
-            default: keys = "kernel = \(layer.kernel), stride = \(layer.stride)"
-            }
-            lines.append("  { type = \(q(layer.type)), \(keys) },")
+            lines.append("  { type = \(q(layer.type)), \(layer.kind.resolvedKeys(quote: q)) },")
         }
         lines += ["]",
                   "",

@@ -90,7 +90,7 @@ public final class Conv2d: Layer {
         columnGrad = FloatBuffer(count: patch * pixels)
     }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int) {
+    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, mode: LayerMode) {
         guard let columns else { preconditionFailure("\(name): Network.reserve(batch:) was not called") }
         let (cout, k, p) = (output.channels, patch, pixels)
         for b in 0..<batch {
@@ -202,6 +202,55 @@ public final class Conv2d: Layer {
                     row += oh * ow
                 }
             }
+        }
+    }
+}
+
+extension Conv2d {
+    /// `{ type = "conv2d", channels = N, kernel = k, stride = 1, padding = 0, activation = "relu" }`.
+    public struct Kind: LayerKind, WindowKeys {
+        public static let type = "conv2d"
+        public static var isSpatial: Bool { true }
+        public var channels: Int
+        public var kernel: Int
+        public var stride: Int
+        public var padding: Int
+        public var activation: LayerSpec.Activation
+
+        public init(channels: Int, kernel: Int, stride: Int, padding: Int, activation: LayerSpec.Activation) {
+            self.channels = channels
+            self.kernel = kernel
+            self.stride = stride
+            self.padding = padding
+            self.activation = activation
+        }
+
+        public init(_ l: TOMLReader, isLast: Bool) throws {
+            let kernel = try l.int("kernel", min: 1)
+            self.init(channels: try l.int("channels", min: 1), kernel: kernel, stride: try l.int("stride", default: 1, min: 1),
+                      padding: try l.int("padding", default: 0, min: 0), activation: try l.choice("activation", default: LayerSpec.Activation.relu))
+            // As PyTorch: a window that could lie wholly in the padding sees only zeros.
+            guard padding <= kernel / 2 else {
+                throw LockstepError.usage("\(l.prefix).padding: \(padding) is more than half the kernel (\(kernel)): use at most \(kernel / 2)")
+            }
+        }
+
+        public func resolvedKeys(quote: (String) -> String) -> String {
+            "channels = \(channels), kernel = \(kernel), stride = \(stride), padding = \(padding), activation = \(quote(activation.rawValue))"
+        }
+
+        public func parameterCount(input: [Int]) -> Int? {
+            let inputChannels = input.count == 3 ? input[0] : 1
+            guard let weights = MemoryBudget.product([channels, inputChannels, kernel, kernel]),
+                  !weights.addingReportingOverflow(channels).overflow else { return nil }
+            return weights + channels
+        }
+
+        public func build(input: [Int], with builder: LayerBuilder) throws -> (layer: any Layer, output: [Int]) {
+            let conv = Conv2d(name: builder.name("conv"), input: try builder.image(from: input, type: Self.type, kernel: kernel, padding: padding),
+                              channels: channels, kernel: kernel, stride: stride, padding: padding,
+                              initialization: activation == .relu ? .he : .glorot, progress: builder.progress)
+            return (conv, conv.output.dimensions)
         }
     }
 }

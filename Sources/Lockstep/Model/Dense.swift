@@ -45,7 +45,7 @@ public final class Dense: Layer {
         bias.update(repeating: 0, count: outputWidth)
     }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int) {
+    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, mode: LayerMode) {
         // y[b, :] = bias, then y += x[b×in] · Wᵀ[in×out].
         for row in 0..<batch { (y + row * outputWidth).update(from: bias, count: outputWidth) }
         Gemm.sgemm(transA: false, transB: true, m: batch, n: outputWidth, k: inputWidth,
@@ -70,6 +70,43 @@ public final class Dense: Layer {
             Gemm.sgemm(transA: false, transB: false, m: batch, n: inputWidth, k: outputWidth,
                        alpha: 1, a: dy, lda: outputWidth, b: weight, ldb: inputWidth,
                        beta: 0, c: dx, ldc: inputWidth)
+        }
+    }
+}
+
+extension Dense {
+    /// `{ type = "dense", units = N, activation = "relu" | "identity" }`. Flattening is
+    /// implicit: an image sample is already one row of C·H·W floats.
+    public struct Kind: LayerKind {
+        public static let type = "dense"
+        public var units: Int
+        public var activation: LayerSpec.Activation
+
+        public init(units: Int, activation: LayerSpec.Activation) {
+            self.units = units
+            self.activation = activation
+        }
+
+        public init(_ l: TOMLReader, isLast: Bool) throws {
+            // The last layer produces logits, so its activation defaults to identity.
+            self.init(units: try l.int("units", min: 1),
+                      activation: try l.choice("activation", default: isLast ? .identity : LayerSpec.Activation.relu))
+        }
+
+        public func resolvedKeys(quote: (String) -> String) -> String {
+            "units = \(units), activation = \(quote(activation.rawValue))"
+        }
+
+        public func parameterCount(input: [Int]) -> Int? {
+            guard let inputs = MemoryBudget.product(input), let weights = MemoryBudget.product([inputs, units]),
+                  !weights.addingReportingOverflow(units).overflow else { return nil }
+            return weights + units
+        }
+
+        public func build(input: [Int], with builder: LayerBuilder) throws -> (layer: any Layer, output: [Int]) {
+            let layer = Dense(name: builder.name("dense"), inputs: input.reduce(1, *), outputs: units,
+                              initialization: activation == .relu ? .he : .glorot)
+            return (layer, [units])
         }
     }
 }

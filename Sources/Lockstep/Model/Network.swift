@@ -1,17 +1,35 @@
-// A feed-forward network: an ordered list of layers over one flat parameter buffer and one flat
-// gradient buffer, with activation buffers sized once for the largest batch it will see.
+// A feed-forward network: an ordered list of layers over one flat parameter buffer, one flat
+// gradient buffer and one flat state buffer (non-trainable tensors such as running statistics),
+// with activation buffers sized once for the largest batch it will see. Layers may be composite
+// (Layer.children); the buffers are laid out over the whole tree, depth first.
 
 /// One parameter tensor's place in the flat buffers.
 public struct ParameterView: Sendable {
+    /// The owning layer's path: "dense0", or "block0/conv1" for a child of a composite layer.
     public let layer: String
     public let spec: ParameterSpec
     public let offset: Int
+    /// The index in `Network.layers` of the top-level layer the tensor belongs to: its gradient
+    /// is final once that layer's backward has run (`Network.layerFinishedBackward`).
+    public let topLayer: Int
     public var count: Int { spec.count }
     /// Checkpoint path, e.g. "dense0/weight".
     public var path: String { "\(layer)/\(spec.name)" }
 }
 
+/// One state tensor's place in the flat state buffer.
+public struct StateView: Sendable {
+    /// The owning layer's path, as in ParameterView.
+    public let layer: String
+    public let spec: StateSpec
+    public let offset: Int
+    public var count: Int { spec.count }
+    /// Checkpoint path (under /model, next to the parameters), e.g. "bn0/running_mean".
+    public var path: String { "\(layer)/\(spec.name)" }
+}
+
 public final class Network {
+    /// The top-level layers, in order (forward and backward run over these).
     public let layers: [any Layer]
     /// One sample's shape as the data gives it, e.g. [28, 28]; `inputWidth` is its product.
     public let inputShape: [Int]
@@ -27,67 +45,49 @@ public final class Network {
     /// All gradients, contiguous, followed by `extraGradientSlots` slots that travel in the same
     /// allreduce (the trainer puts the loss sum there, so a step costs one collective).
     public let gradients: FloatBuffer
+    /// Every layer's state tensors, contiguous, in the same tree order as the parameters (empty
+    /// when no layer has state). Checkpointed, broadcast on resume and covered by
+    /// `parameterChecksum` like the parameters; never exchanged or updated by the optimizer.
+    public let state: FloatBuffer
+    public let stateViews: [StateView]
+    public var stateCount: Int { state.count }
 
+    /// Each top-level layer with its descendants, depth first (the layer first): the order
+    /// tensors are laid out, bound, reserved and initialised in.
+    private let trees: [[any Layer]]
     private var capacity = 0
     private var activations: [FloatBuffer] = []
     private var scratch: [FloatBuffer] = []
 
-    /// Builds the layers for samples of `inputShape` (a dataset's sample shape: [width], or an
-    /// image [H, W] or [C, H, W]). Throws a usage error naming the job key when a layer does not
-    /// fit its input (a conv on flat samples, a kernel larger than the image).
-    public init(inputShape: [Int], layers specs: [LayerSpec], extraGradientSlots: Int = 0) throws {
+    /// Builds the layers of a job's `[model] layers` for samples of `inputShape` (a dataset's
+    /// sample shape: [width], or an image [H, W] or [C, H, W]), each through its kind's
+    /// descriptor (LayerKind). Throws a usage error naming the job key when a layer does not fit
+    /// its input (a conv on flat samples, a kernel larger than the image).
+    public convenience init(inputShape: [Int], layers specs: [LayerSpec], extraGradientSlots: Int = 0) throws {
+        let builder = LayerBuilder(progress: BackwardProgress())
         var layers: [any Layer] = []
         var shapes: [[Int]] = []
         var shape = inputShape
-        // Each kind is numbered on its own ("dense0", "conv0", "relu0", ...), so a dense-only
-        // network keeps the names (and checkpoint paths) it always had.
-        var counts: [String: Int] = [:]
-        func name(_ kind: String) -> String {
-            defer { counts[kind, default: 0] += 1 }
-            return "\(kind)\(counts[kind, default: 0])"
-        }
         // Sizes come from the job: count them with checked arithmetic before any layer allocates.
         var parameterTotal = 0
         var largest = (index: 0, count: 0)
         for (index, spec) in specs.enumerated() {
-            let previous = index == 0 ? "the dataset's sample" : "the output of model.layers.\(index - 1)"
-            let count = try Self.parameterCount(of: spec, input: shape, index: index, after: previous)
+            builder.index = index
+            builder.previous = index == 0 ? "the dataset's sample" : "the output of model.layers.\(index - 1)"
+            guard let count = spec.kind.parameterCount(input: shape) else {
+                throw LockstepError.usage("model.layers.\(index): \(spec.type) on \(builder.previous) (shape \(shape)) has more parameters than this machine can address: use fewer units or channels")
+            }
             guard !parameterTotal.addingReportingOverflow(count).overflow else {
                 throw LockstepError.usage("model.layers: more parameters than this machine can address: use fewer units or channels")
             }
             parameterTotal += count
             if count > largest.count { largest = (index, count) }
-            let initialization: Dense.Initialization = spec.activation == .relu ? .he : .glorot
-            let layer: any Layer
-            switch spec.type {
-            case "dense":
-                // Flattening is implicit: an image sample is already one row of C·H·W floats.
-                layer = Dense(name: name("dense"), inputs: shape.reduce(1, *), outputs: spec.units,
-                              initialization: initialization)
-                shape = [spec.units]
-            case "conv2d":
-                let conv = Conv2d(name: name("conv"), input: try spec.image(from: shape, index: index, after: previous),
-                                  channels: spec.channels, kernel: spec.kernel, stride: spec.stride,
-                                  padding: spec.padding, initialization: initialization, progress: backwardProgress)
-                layer = conv
-                shape = conv.output.dimensions
-            case "maxpool":
-                let pool = MaxPool2d(name: name("maxpool"), input: try spec.image(from: shape, index: index, after: previous),
-                                     kernel: spec.kernel, stride: spec.stride)
-                layer = pool
-                shape = pool.window.output.dimensions
-            case "avgpool":
-                let pool = AvgPool2d(name: name("avgpool"), input: try spec.image(from: shape, index: index, after: previous),
-                                     kernel: spec.kernel, stride: spec.stride)
-                layer = pool
-                shape = pool.window.output.dimensions
-            default:
-                preconditionFailure("unknown layer type \(spec.type) (Job validates types)")
-            }
+            let (layer, output) = try spec.kind.build(input: shape, with: builder)
+            shape = output
             layers.append(layer)
             shapes.append(shape)
             if spec.activation == .relu {
-                layers.append(ReLU(name: name("relu"), width: layer.outputWidth))
+                layers.append(ReLU(name: builder.name("relu"), width: layer.outputWidth))
                 shapes.append(shape)
             }
         }
@@ -95,48 +95,34 @@ public final class Network {
         try MemoryBudget.require(count: MemoryBudget.product([parameterTotal, 2]), elementSize: MemoryLayout<Float>.size,
                                  for: "the model's \(parameterTotal) parameters (model.layers.\(largest.index) has \(largest.count))",
                                  fix: "use fewer units or channels in model.layers.\(largest.index)")
-        let width = shape.reduce(1, *)
+        self.init(inputShape: inputShape, layers: layers, outputShapes: shapes, progress: builder.progress,
+                  extraGradientSlots: extraGradientSlots)
+    }
+
+    /// A network over layers built already (tests, tools; a job goes through `init(inputShape:layers:)`
+    /// with specs). `outputShapes` defaults to each layer's flat width; layers that report
+    /// backward progress must have been built with `progress`. Every tensor path must be unique.
+    public init(inputShape: [Int], layers: [any Layer], outputShapes: [[Int]]? = nil,
+                progress: BackwardProgress = BackwardProgress(), extraGradientSlots: Int = 0) {
         self.layers = layers
         self.inputShape = inputShape
         self.inputWidth = inputShape.reduce(1, *)
-        outputShapes = shapes
-        classes = width
+        self.outputShapes = outputShapes ?? layers.map { [$0.outputWidth] }
+        precondition(self.outputShapes.count == layers.count, "one output shape per layer")
+        classes = layers.last?.outputWidth ?? inputShape.reduce(1, *)
+        backwardProgress = progress
 
-        var views: [ParameterView] = []
-        var offset = 0
-        for layer in layers {
-            for spec in layer.parameterSpecs {
-                views.append(ParameterView(layer: layer.name, spec: spec, offset: offset))
-                offset += spec.count
-            }
-        }
-        self.views = views
-        parameterCount = offset
-        parameters = FloatBuffer(count: offset)
-        gradients = FloatBuffer(count: offset + extraGradientSlots)
-        var layerOffset = 0
-        for layer in layers {
-            layer.bind(parameters: parameters.pointer + layerOffset, gradients: gradients.pointer + layerOffset)
-            layerOffset += layer.parameterCount
-        }
-    }
-
-    /// The trainable parameters `spec` will have on `input`, with checked arithmetic; a size no
-    /// Int holds is a usage error naming the layer. Shapes that do not fit are the layers' to report.
-    private static func parameterCount(of spec: LayerSpec, input shape: [Int], index: Int, after previous: String) throws -> Int {
-        let tooLarge = LockstepError.usage("model.layers.\(index): \(spec.type) on \(previous) (shape \(shape)) has more parameters than this machine can address: use fewer units or channels")
-        switch spec.type {
-        case "dense":
-            guard let inputs = MemoryBudget.product(shape), let weights = MemoryBudget.product([inputs, spec.units]),
-                  !weights.addingReportingOverflow(spec.units).overflow else { throw tooLarge }
-            return weights + spec.units
-        case "conv2d":
-            let inputChannels = shape.count == 3 ? shape[0] : 1
-            guard let weights = MemoryBudget.product([spec.channels, inputChannels, spec.kernel, spec.kernel]),
-                  !weights.addingReportingOverflow(spec.channels).overflow else { throw tooLarge }
-            return weights + spec.channels
-        default:
-            return 0
+        let layout = NetworkLayout(layers)
+        trees = layout.trees
+        views = layout.views
+        stateViews = layout.stateViews
+        parameterCount = layout.parameterCount
+        parameters = FloatBuffer(count: layout.parameterCount)
+        gradients = FloatBuffer(count: layout.parameterCount + extraGradientSlots)
+        state = FloatBuffer(count: layout.stateCount)
+        for (layer, at) in zip(trees.joined(), layout.offsets) {
+            layer.bind(parameters: parameters.pointer + at.parameters, gradients: gradients.pointer + at.parameters)
+            if layer.stateCount > 0 { layer.bind(state: state.pointer + at.state) }
         }
     }
 
@@ -146,12 +132,13 @@ public final class Network {
         try! self.init(inputShape: [inputWidth], layers: specs, extraGradientSlots: extraGradientSlots)
     }
 
-    /// Initialises every layer from the job seed; each layer has its own stream so that adding a
-    /// layer does not change the others' initial values.
+    /// Initialises every layer from the job seed; each top-level layer has its own stream so
+    /// that adding a layer does not change the others' initial values (a composite layer's
+    /// children draw from its stream after it, depth first).
     public func initialize(seed: UInt64) {
-        for (index, layer) in layers.enumerated() {
+        for (index, tree) in trees.enumerated() {
             var rng = Xoshiro256(seed: seed, stream: 0x1417_0000 + UInt64(index))
-            layer.initialize(&rng)
+            for layer in tree { layer.initialize(&rng) }
         }
     }
 
@@ -172,31 +159,34 @@ public final class Network {
     public func reserve(batch: Int) {
         guard batch > capacity else { return }
         capacity = batch
-        for layer in layers { layer.reserve(batch: batch) }
+        for layer in trees.joined() { layer.reserve(batch: batch) }
         activations = layers.map { FloatBuffer(count: batch * $0.outputWidth) }
         let widest = max(inputWidth, layers.map(\.outputWidth).max() ?? 0)
         scratch = [FloatBuffer(count: batch * widest), FloatBuffer(count: batch * widest)]
     }
 
-    /// Runs the batch forward; returns the logits [batch, classes] (valid until the next call).
+    /// Runs the batch forward, for training (the default) or for evaluation (`.eval`: layers
+    /// with batch statistics use their running ones); returns the logits [batch, classes]
+    /// (valid until the next call).
     @discardableResult
-    public func forward(_ input: UnsafePointer<Float>, batch: Int) -> UnsafeMutablePointer<Float> {
+    public func forward(_ input: UnsafePointer<Float>, batch: Int, mode: LayerMode = .train) -> UnsafeMutablePointer<Float> {
         precondition(batch <= capacity, "Network.reserve(batch:) was not called for this batch size")
         var x = input
         for (i, layer) in layers.enumerated() {
-            layer.forward(x: x, y: activations[i].pointer, batch: batch)
+            layer.forward(x: x, y: activations[i].pointer, batch: batch, mode: mode)
             x = UnsafePointer(activations[i].pointer)
         }
         return activations[layers.count - 1].pointer
     }
 
-    /// Called after each layer's backward with the layer's index (the bucketed exchange starts
-    /// a bucket's allreduce once its layers are done). Set once; calling it allocates nothing.
+    /// Called after each top-level layer's backward with the layer's index (the bucketed
+    /// exchange starts a bucket's allreduce once its layers are done; a composite's children
+    /// report nothing of their own). Set once; calling it allocates nothing.
     var layerFinishedBackward: ((Int) -> Void)?
 
     /// What layers report during their own backward (BackwardProgress); every layer that takes
     /// long enough to matter is built with it.
-    public let backwardProgress = BackwardProgress()
+    public let backwardProgress: BackwardProgress
 
     /// Backpropagates dL/dlogits through the batch last seen by `forward`, writing (or adding to,
     /// when `accumulate`) the gradient buffer. `dlogits` may be the logits buffer itself.
@@ -217,10 +207,12 @@ public final class Network {
         return scratch[layers.count % 2].pointer
     }
 
-    /// Checksum of the parameters, compared across ranks after init and after resume.
+    /// Checksum of the parameters, then the state (when there is any), compared across ranks
+    /// after init and after resume.
     public var parameterChecksum: UInt64 {
         var h = FNV1a64()
         h.add(UnsafeBufferPointer(parameters.buffer))
+        if state.count > 0 { h.add(UnsafeBufferPointer(state.buffer)) }
         return h.value
     }
 }

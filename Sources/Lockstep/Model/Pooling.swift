@@ -56,7 +56,7 @@ public final class MaxPool2d: Layer {
         capacity = batch
     }
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int) {
+    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, mode: LayerMode) {
         precondition(batch <= capacity, "\(name): Network.reserve(batch:) was not called for this batch size")
         let argmax = argmax!
         let (inp, out, k, s) = (window.input, window.output, window.kernel, window.stride)
@@ -124,7 +124,7 @@ public final class AvgPool2d: Layer {
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {}
     public func initialize(_ rng: inout Xoshiro256) {}
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int) {
+    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, mode: LayerMode) {
         let (inp, out, k, s) = (window.input, window.output, window.kernel, window.stride)
         let scale = 1 / Float(k * k)
         // Row-wise as MaxPool2d.forward.
@@ -170,6 +170,72 @@ public final class AvgPool2d: Layer {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The keys both pools read: `kernel`, and `stride` (default: the kernel). No padding.
+public struct PoolKeys: Equatable, Sendable {
+    public var kernel: Int
+    public var stride: Int
+
+    init(_ l: TOMLReader) throws {
+        kernel = try l.int("kernel", min: 1)
+        stride = try l.int("stride", default: kernel, min: 1)
+    }
+
+    init(kernel: Int, stride: Int) {
+        self.kernel = kernel
+        self.stride = stride
+    }
+
+    var resolvedKeys: String { "kernel = \(kernel), stride = \(stride)" }
+
+    func window(_ type: String, input: [Int], with builder: LayerBuilder) throws -> ImageShape {
+        try builder.image(from: input, type: type, kernel: kernel, padding: 0)
+    }
+}
+
+extension MaxPool2d {
+    /// `{ type = "maxpool", kernel = k, stride = k }`.
+    public struct Kind: LayerKind, WindowKeys {
+        public static let type = "maxpool"
+        public static var isSpatial: Bool { true }
+        public var keys: PoolKeys
+        public var kernel: Int { keys.kernel }
+        public var stride: Int { keys.stride }
+        public var padding: Int { 0 }
+
+        public init(kernel: Int, stride: Int) { keys = PoolKeys(kernel: kernel, stride: stride) }
+        public init(_ l: TOMLReader, isLast: Bool) throws { keys = try PoolKeys(l) }
+        public func resolvedKeys(quote: (String) -> String) -> String { keys.resolvedKeys }
+
+        public func build(input: [Int], with builder: LayerBuilder) throws -> (layer: any Layer, output: [Int]) {
+            let pool = MaxPool2d(name: builder.name("maxpool"), input: try keys.window(Self.type, input: input, with: builder),
+                                 kernel: kernel, stride: stride)
+            return (pool, pool.window.output.dimensions)
+        }
+    }
+}
+
+extension AvgPool2d {
+    /// `{ type = "avgpool", kernel = k, stride = k }`.
+    public struct Kind: LayerKind, WindowKeys {
+        public static let type = "avgpool"
+        public static var isSpatial: Bool { true }
+        public var keys: PoolKeys
+        public var kernel: Int { keys.kernel }
+        public var stride: Int { keys.stride }
+        public var padding: Int { 0 }
+
+        public init(kernel: Int, stride: Int) { keys = PoolKeys(kernel: kernel, stride: stride) }
+        public init(_ l: TOMLReader, isLast: Bool) throws { keys = try PoolKeys(l) }
+        public func resolvedKeys(quote: (String) -> String) -> String { keys.resolvedKeys }
+
+        public func build(input: [Int], with builder: LayerBuilder) throws -> (layer: any Layer, output: [Int]) {
+            let pool = AvgPool2d(name: builder.name("avgpool"), input: try keys.window(Self.type, input: input, with: builder),
+                                 kernel: kernel, stride: stride)
+            return (pool, pool.window.output.dimensions)
         }
     }
 }

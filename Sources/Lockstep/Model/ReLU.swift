@@ -14,7 +14,7 @@ public final class ReLU: Layer {
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {}
     public func initialize(_ rng: inout Xoshiro256) {}
 
-    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int) {
+    public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, mode: LayerMode) {
         for i in 0..<(batch * inputWidth) { y[i] = max(x[i], 0) }
     }
 

@@ -7,8 +7,8 @@ import Glibc
 
 extension TrainingRun {
     /// Loads the newest checkpoint on rank 0, holds it to the resume contract (ResumeContract,
-    /// the data identity, the position against the job's plan) and broadcasts parameters,
-    /// optimizer state and position to every rank. Returns the restored position, or nil for a
+    /// the data identity, the position against the job's plan) and broadcasts parameters, the
+    /// layers' state (when there is any), optimizer state and position to every rank. Returns the restored position, or nil for a
     /// fresh start.
     static func resume(_ wanted: Bool, from dir: String, comm: Communicator, trainer: Trainer, job: Job,
                                data: DataIdentity) throws -> TrainingPosition? {
@@ -33,6 +33,7 @@ extension TrainingRun {
         var header: [Int64] = [0, 0, 0, 0, 0, 0, 0]
         if let c = contents {
             network.parameters.copy(from: c.parameters)
+            if network.stateCount > 0 { network.state.copy(from: c.layerState) }
             for (name, buffer) in trainer.optimizer.stateBuffers { buffer.copy(from: c.state[name]!) }
             header = [1, Int64(c.position.step), Int64(c.position.epoch), Int64(c.position.epochStep), Int64(c.position.samplesSeen),
                       Int64(c.header.optimizerUpdates), Int64(bitPattern: Checkpoint.tensorChecksum(network: network, state: trainer.optimizer.stateBuffers).value)]
@@ -43,6 +44,7 @@ extension TrainingRun {
             return nil
         }
         comm.broadcast(UnsafeMutableRawBufferPointer(network.parameters.buffer))
+        if network.stateCount > 0 { comm.broadcast(UnsafeMutableRawBufferPointer(network.state.buffer)) }
         for (_, buffer) in trainer.optimizer.stateBuffers { comm.broadcast(UnsafeMutableRawBufferPointer(buffer.buffer)) }
         var position = TrainingPosition()
         position.step = Int(header[1])

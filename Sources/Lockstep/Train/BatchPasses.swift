@@ -149,7 +149,7 @@ final class BatchPasses {
             let chunkEnd = min(chunkStart + capacity, end)
             let n = chunkEnd - chunkStart
             data.gather(chunkStart..<chunkEnd, x: input.pointer, y: labels)
-            let logits = network.forward(input.pointer, batch: n)
+            let logits = network.forward(input.pointer, batch: n, mode: .eval)
             let r = SoftmaxCrossEntropy.lossAndCorrect(logits: logits, labels: labels, batch: n, classes: network.classes)
             totals[0] += Double(r.correct)
             totals[1] += r.loss

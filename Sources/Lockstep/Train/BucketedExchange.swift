@@ -58,7 +58,8 @@ final class BucketedExchange: GradientExchange {
         var low = [Int](repeating: Int.max, count: layerCount)
         var high = [Int](repeating: Int.min, count: layerCount)
         for view in network.views {
-            guard let i = network.layers.firstIndex(where: { $0.name == view.layer }) else { continue }
+            // The top-level layer whose backward makes this tensor final (a composite's children too).
+            let i = view.topLayer
             low[i] = min(low[i], view.offset)
             high[i] = max(high[i], view.offset + view.count)
         }
