@@ -293,7 +293,7 @@ extension MultiRank {
                 Issue.record("expected one mpirun of job \(id), found \(mpirun)\n\(logs())")
                 return
             }
-            treeAtKill = (try? Self.shell(["ps", "-eo", "pid,ppid,pgid,stat,args", "--forest"], in: dir, timeout: 15).output) ?? "(ps failed)"
+            treeAtKill = (try? Self.shell(["ps", "-eo", "pid,ppid,pgid,stat,blocked,ignored,caught,args", "--forest"], in: dir, timeout: 15).output) ?? "(ps failed)"
             kill(mpirun[0], signal)
 
             // The first run is over once the script says it requeues; the second starts only after
