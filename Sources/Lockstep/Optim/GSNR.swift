@@ -62,8 +62,9 @@ public final class VarianceReduced: Optimizer, TrustRatioReporting {
         base.stateBuffers + (momentum.map { [("gsnr_momentum", $0)] } ?? [])
     }
 
-    public var trustRatioNames: [String] { (base as? TrustRatioReporting)?.trustRatioNames ?? [] }
-    public var trustRatios: [Double] { (base as? TrustRatioReporting)?.trustRatios ?? [] }
+    public var trustRatioReport: [(name: String, ratio: Double)] { base.trustRatioReport }
+    public var trustRatioNames: [String] { base.trustRatioReport.map(\.name) }
+    public var trustRatios: [Double] { base.trustRatioReport.map(\.ratio) }
 
     public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, lr: Float) {
         guard let squares else { preconditionFailure("VarianceReduced.bind(squares:) was not called") }

@@ -20,6 +20,17 @@ public protocol Optimizer: OptimizerState {
     /// Applies one update with learning rate `lr`. `gradients` holds the gradient averaged over
     /// the global batch (after the exchange); weight decay is the optimizer's to add.
     func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, lr: Float)
+    /// Each parameter tensor's trust ratio at the last step, by path, for metrics.jsonl: LARS and
+    /// LAMB (and GSNR around them) report them; empty for the others.
+    var trustRatioReport: [(name: String, ratio: Double)] { get }
+}
+
+extension Optimizer {
+    public var trustRatioReport: [(name: String, ratio: Double)] { [] }
+}
+
+extension Optimizer where Self: TrustRatioReporting {
+    public var trustRatioReport: [(name: String, ratio: Double)] { zip(trustRatioNames, trustRatios).map { ($0, $1) } }
 }
 
 /// Layer-wise optimizers (LARS, LAMB) report the trust ratio each parameter tensor got at the

@@ -8,8 +8,6 @@ final class FirstOrderDriver: StepDriver {
     private let update: any Optimizer
     /// The GSNR wrapper, when the job has one (its per-tensor statistics go to metrics).
     private let varianceReduced: VarianceReduced?
-    /// LARS and LAMB (possibly under GSNR) report their trust ratios.
-    private let trust: (any TrustRatioReporting)?
     let comm: Communicator
     private let network: Network
     let passes: BatchPasses
@@ -43,7 +41,6 @@ final class FirstOrderDriver: StepDriver {
             varianceReduced = nil
         }
         optimizer = update
-        trust = update as? any TrustRatioReporting
         single = SingleAllreduce(comm: comm, reduction: reduction)
         if c.bucketMegabytes > 0 {
             precondition(!c.fullBatch, "validated by Job: buckets need minibatches")
@@ -79,9 +76,9 @@ final class FirstOrderDriver: StepDriver {
     }
 
     func appendFields(to fields: inout [(String, Any)], waitsPerStep: StepWaits) {
-        if let trust, !trust.trustRatios.isEmpty {
-            fields.append(("trust", Array(zip(trust.trustRatioNames, trust.trustRatios))))
-        }
+        // LARS and LAMB (possibly under GSNR) report their trust ratios.
+        let trust = update.trustRatioReport
+        if !trust.isEmpty { fields.append(("trust", trust.map { ($0.name, $0.ratio) })) }
         // Mean seconds per step since the previous line spent waiting for the exchange after
         // backward (with buckets: the part the overlap did not hide).
         fields.append(("exchange_wait", waitsPerStep.exchange))
