@@ -13,3 +13,5 @@ static inline MPI_Op lockstep_op_max(void) { return MPI_MAX; }
 static inline MPI_Op lockstep_op_min(void) { return MPI_MIN; }
 static inline void *lockstep_in_place(void) { return MPI_IN_PLACE; }
 static inline int lockstep_max_library_version_string(void) { return MPI_MAX_LIBRARY_VERSION_STRING; }
+static inline MPI_Info lockstep_info_null(void) { return MPI_INFO_NULL; }
+static inline int lockstep_comm_type_shared(void) { return MPI_COMM_TYPE_SHARED; }

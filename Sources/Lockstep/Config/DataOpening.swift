@@ -6,6 +6,8 @@ extension Job.Data {
         switch load {
         case .memory:
             return try Dataset(file: file, xPath: x, yPath: y, classes: classes, name: name)
+        case .node:
+            return try NodeSharedDataset(file: file, xPath: x, yPath: y, classes: classes, name: name)
         case .stream:
             return try StreamedDataset(file: file, xPath: x, yPath: y, classes: classes, name: name,
                                        cacheBytes: Int(cacheMegabytes * 1_000_000))

@@ -47,6 +47,8 @@ public struct Job: Equatable, Sendable {
         case memory
         /// Each rank reads from the file only the rows it uses, as it uses them.
         case stream
+        /// One copy per node in MPI-3 shared memory, read by the node's ranks a slice each.
+        case node
     }
 
     public struct Batch: Equatable, Sendable {

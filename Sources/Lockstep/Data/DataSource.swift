@@ -32,9 +32,17 @@ public protocol DataSource: AnyObject {
     func firstNonFiniteSample(rank: Int, of ranks: Int) throws -> Int?
     /// The one-line error for a non-finite sample (the same whatever the source).
     func nonFiniteError(sample: Int) -> LockstepError
+
+    /// A collective step after every rank opened the split, before anything is gathered (the
+    /// node-shared source reads its rows here); nothing for the others.
+    func attach(comm: Communicator) throws
+    /// Bytes of a node-shared copy this rank's own memory holds (0 for other sources).
+    var nodeSharedBytes: Int { get }
 }
 
 extension DataSource {
+    public func attach(comm: Communicator) throws {}
+    public var nodeSharedBytes: Int { 0 }
     /// Sources that hold their features checked them on opening.
     public func firstNonFiniteSample(rank: Int, of ranks: Int) throws -> Int? { nil }
     public func nonFiniteError(sample: Int) -> LockstepError {

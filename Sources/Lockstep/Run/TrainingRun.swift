@@ -74,14 +74,18 @@ public enum TrainingRun {
             try MemoryBudget.require(count: network.activationFloatsPerSample.flatMap { MemoryBudget.product([$0, rows]) },
                                      elementSize: MemoryLayout<Float>.size,
                                      for: "the activations of \(rows) samples per rank", fix: "use a smaller batch.global, batch.micro, or fewer units")
-            let stats = job.data.normalization == .standardize ? train.statistics() : nil
-            train.normalize(job.data.normalization, stats: stats)
-            test.normalize(job.data.normalization, stats: stats)
             return (job, train, test, network)
         }
-
-        // A streamed split's float features are checked here, each rank a slice (one collective).
+        // Sources that need every rank for it take their features now (the node-shared copy), and
+        // float features not checked on opening are checked, a slice per rank (one collective).
+        for split in [train, test] { try comm.agree { try split.attach(comm: comm) } }
         try checkFeatures([train, test], comm: comm)
+        let stats = job.data.normalization == .standardize ? train.statistics() : nil
+        train.normalize(job.data.normalization, stats: stats)
+        test.normalize(job.data.normalization, stats: stats)
+        // What data.load = "node" allocated: each node's first rank holds its node's copy.
+        var shared = [Int64(train.nodeSharedBytes + test.nodeSharedBytes), train.nodeSharedBytes > 0 ? 1 : 0]
+        comm.allreduce(&shared, .sum)
 
         // 2. Run directory (rank 0's filesystem is the one that matters).
         let checkpointDir = job.run.out + "/checkpoints"
@@ -134,6 +138,9 @@ public enum TrainingRun {
             // One entry per run of equal batches: "epochs 0–39: 8, epochs 40–79: 32, ...".
             let segments = try job.plan(trainSamples: train.count).segments
             say("batch schedule: " + segments.map { ($0.epochs == 1 ? "epoch \($0.firstEpoch)" : "epochs \($0.firstEpoch)–\($0.lastEpoch)") + ": \($0.batch)" }.joined(separator: ", "))
+        }
+        if shared[1] > 0 {
+            say("data: one copy per node in MPI shared memory, \(MemoryBudget.describe(Int(shared[0] / shared[1]))) on each of \(shared[1]) node(s) (\(shared[0]) bytes in all windows)")
         }
         if let from = resumedFrom { say("resumed at step \(from.step) (epoch \(from.epoch))") }
 
