@@ -8,7 +8,10 @@ import Testing
 
 extension MultiRank {
     @Suite struct Signals {
-        static let steps = 8000
+        /// Long enough that a signal sent once the first checkpoint exists lands mid-run even on a
+        /// loaded machine (steps take tens of µs: 8000 left a window of about 0.1 s).
+        static let steps = 40_000
+        static let checkpointEvery = 5000
 
         static func writeJob(_ dir: String, _ name: String) throws {
             let text = """
@@ -16,9 +19,9 @@ extension MultiRank {
             seed = 5
             steps = \(steps)
             out = "\(dir)/\(name)"
-            log_every = 50
-            eval_every = 1000
-            checkpoint_every = 1000
+            log_every = 250
+            eval_every = \(checkpointEvery)
+            checkpoint_every = \(checkpointEvery)
 
             [data]
             file = "\(dir)/data.h5"
@@ -50,7 +53,7 @@ extension MultiRank {
             return String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self).split(separator: "\n").compactMap { Int32($0) }
         }
 
-        /// Once the run has written its first checkpoint (step 1000 of 8000), sends `signal` to
+        /// Once the run has written its first checkpoint (step 5000 of 40000), sends `signal` to
         /// the processes `target` picks.
         static func signal(_ signal: Int32, when runDir: String, to target: @escaping @Sendable () -> [Int32]) -> Thread {
             let thread = Thread {
@@ -65,7 +68,7 @@ extension MultiRank {
         static func expectResumeMatchesStraightRun(_ dir: String, interrupted name: String, ranks: Int?) throws {
             // The last line logged is the step the job stopped at, and its checkpoint is the newest.
             let stopped = try Scratch.metrics("\(dir)/\(name)").compactMap { $0["step"] as? Int }.max() ?? 0
-            #expect(stopped > 1000 && stopped < steps, "stopped mid-run, at \(stopped)")
+            #expect(stopped > checkpointEvery && stopped < steps, "stopped mid-run, at \(stopped)")
             let checkpoints = Checkpoint.list(in: "\(dir)/\(name)/checkpoints")
             #expect(checkpoints.last.map { $0.hasSuffix(Checkpoint.fileName(step: stopped)) } == true, "a checkpoint at the stop: \(checkpoints)")
             let resumed = try Launcher.run(ranks: ranks, ["train", "\(dir)/\(name).toml", "--resume"])

@@ -209,9 +209,10 @@ extension MultiRank {
         /// never stopped ends.
         @Test func usr1ToTheBatchShellCheckpointsRequeuesAndResumes() throws {
             try Self.requireSlurm()
-            // Long enough for the signal to arrive mid-run: steps take tens of µs (20000 were done in
-            // 0.5 s on 2 idle cores, before scancel's SIGUSR1 got there), so 100000 last seconds.
-            let steps = 100_000
+            // Long enough for the signal to arrive mid-run: steps take about 17 µs on 2 cores, and on
+            // a loaded machine scancel's SIGUSR1 once reached the script only after all of 100000
+            // steps (1.7 s) were done, so 1000000 (about 17 s) leave it ample time.
+            let steps = 1_000_000
             let dir = try Scratch.folder("slurm-requeue")
             try Scratch.dataset(at: dir + "/data.h5", train: 6000)
             try Scratch.job(at: dir + "/job.toml", data: dir + "/data.h5", out: dir + "/run", steps: steps)
@@ -231,7 +232,7 @@ extension MultiRank {
             let signal = try Self.shell(["scancel", "--signal=USR1", "--batch", String(id)], in: dir, timeout: 15)
             #expect(signal.code == 0, "scancel: \(signal.output)")
 
-            let fields = try Self.waitForEnd(id, in: dir, timeout: 60)
+            let fields = try Self.waitForEnd(id, in: dir, timeout: 120)
             let out = Self.log(id, in: dir)
             #expect(fields["JobState"] == "COMPLETED" && fields["ExitCode"] == "0:0",
                     "job \(id): \(fields["JobState"] ?? "?") \(fields["ExitCode"] ?? "?")\n\(out)\n\(Self.log(id, in: dir, "err"))")
@@ -243,7 +244,7 @@ extension MultiRank {
             #expect(out.contains("requeueing job \(id)") && out.contains("done: \(steps) steps"), "\(out)")
 
             // The same job straight through, outside SLURM, on the same number of ranks.
-            let straight = try Launcher.run(ranks: 2, ["train", dir + "/job.toml"] + sets + ["--set", "run.out=\"\(dir)/straight\""], timeout: 60)
+            let straight = try Launcher.run(ranks: 2, ["train", dir + "/job.toml"] + sets + ["--set", "run.out=\"\(dir)/straight\""], timeout: 180)
             #expect(straight.exitCode == 0, "\(straight.stderr)")
             let a = try Scratch.checkpointTensors(Scratch.checkpoint(dir + "/straight", step: steps))
             let b = try Scratch.checkpointTensors(Scratch.checkpoint(dir + "/run", step: steps))
