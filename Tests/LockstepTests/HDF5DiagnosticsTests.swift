@@ -48,6 +48,12 @@ extension FileTests {
                 try HDF5File.open(path)
             }
             #expect(message?.contains("corrupt") == false && message?.contains("truncated") == false)
+            // A dataset file names the job key that turns the lock off, next to the variable...
+            expectUsage([path, "locked by another process", "data.file_locking = false", "HDF5_USE_FILE_LOCKING=FALSE"]) {
+                try HDF5File.open(path, lockingKey: "data.file_locking")
+            }
+            // ...and with the key set to false the same file opens and reads while the writer holds it.
+            #expect(try HDF5File.open(path, fileLocking: false, lockingKey: "data.file_locking").read("/x", as: Int64.self) == [0, 1, 2])
 
             try input.fileHandleForWriting.close()
             writer.waitUntilExit()

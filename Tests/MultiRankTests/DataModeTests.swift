@@ -71,7 +71,8 @@ extension MultiRank {
         }
 
         /// Stopped mid-epoch (25 steps per epoch) and resumed: streaming continues bitwise like a
-        /// run that never stopped, whether the stopped run streamed or held the data in memory.
+        /// run that never stopped, whether the stopped run streamed, held the data in memory or
+        /// shared it per node.
         @Test func streamResumesBitwise() throws {
             let dir = try Scratch.folder("data-modes-resume")
             try Scratch.dataset(at: dir + "/data.h5")
@@ -79,7 +80,7 @@ extension MultiRank {
             let straight = try Launcher.run(ranks: 2, ["train", dir + "/job.toml"] + Self.sets(["run.out=\"\(dir)/straight\""]))
             #expect(straight.exitCode == 0, "\(straight.stderr)")
             let reference = try Scratch.checkpointTensors(Scratch.checkpoint(dir + "/straight", step: 40))
-            for first in ["stream", "memory"] {
+            for first in ["stream", "memory", "node"] {
                 let out = "\(dir)/from-\(first)"
                 let stopped = try Launcher.run(ranks: 2, ["train", dir + "/job.toml", "--stop-after", "17"]
                                                 + Self.sets(["run.out=\"\(out)\"", "data.load=\"\(first)\""]))
