@@ -13,7 +13,8 @@ public final class NodeSharedMemory {
     /// The node's buffer and its size.
     public let base: UnsafeMutableRawPointer
     public let bytes: Int
-    /// What this rank's own segment of the window holds: all of it on the node's first rank, 0 elsewhere.
+    /// Bytes of this rank's own segment of the window, as MPI reports it: the whole buffer on the
+    /// node's first rank, 0 elsewhere.
     public let ownSegment: Int
     private var window: MPI_Win?
     private var nodeComm: MPI_Comm?
@@ -31,16 +32,21 @@ public final class NodeSharedMemory {
         MPI_Comm_size(node, &s)
         nodeRank = Int(r)
         nodeSize = Int(s)
-        ownSegment = nodeRank == 0 ? max(bytes, 1) : 0
+        let asked = nodeRank == 0 ? max(bytes, 1) : 0
         var mine: UnsafeMutableRawPointer?
         var win: MPI_Win?
-        comm.check(MPI_Win_allocate_shared(MPI_Aint(ownSegment), 1, lockstep_info_null(), node, &mine, &win), "MPI_Win_allocate_shared")
+        comm.check(MPI_Win_allocate_shared(MPI_Aint(asked), 1, lockstep_info_null(), node, &mine, &win), "MPI_Win_allocate_shared")
         var size: MPI_Aint = 0
         var unit: Int32 = 0
         var first: UnsafeMutableRawPointer?
         comm.check(MPI_Win_shared_query(win, 0, &size, &unit, &first), "MPI_Win_shared_query")
         guard let first, Int(size) >= bytes else { comm.abort("MPI_Win_shared_query gave no segment of \(bytes) bytes") }
         base = first
+        // What MPI gave this rank's own segment (not what was asked for): the copy count is taken from it.
+        var mineSize: MPI_Aint = 0
+        var mineBase: UnsafeMutableRawPointer?
+        comm.check(MPI_Win_shared_query(win, r, &mineSize, &unit, &mineBase), "MPI_Win_shared_query")
+        ownSegment = Int(mineSize)
         window = win
         nodeComm = node
         comm.countCollective()

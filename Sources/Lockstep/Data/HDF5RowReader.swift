@@ -61,17 +61,17 @@ final class HDF5RowReader {
             total += run.count
         }
         guard total > 0 else { return 0 }
-        var elements = [hsize_t(total * width)]
+        var elements = hsize_t(total * width)   // a one-dimensional memory space: no array needed
         let memory = try HDF5File.check(H5Screate_simple(1, &elements, nil), what)
         defer { H5Sclose(memory) }
         try HDF5File.check(H5Dread(dataset, elementType, memory, fileSpace, lockstep_h5p_default(), out), what)
         return total
     }
 
-    /// Reads the contiguous rows `range` into `out`.
+    /// Reads the contiguous rows `range` into `out` (on the stack: a full-batch step reads this way).
     func read(_ range: Range<Int>, into out: UnsafeMutableRawPointer) throws {
-        var run = [(start: range.lowerBound, count: range.count)]
-        _ = try run.withUnsafeMutableBufferPointer { try read(runs: UnsafeBufferPointer($0), into: out) }
+        var run = (start: range.lowerBound, count: range.count)
+        _ = try withUnsafePointer(to: &run) { try read(runs: UnsafeBufferPointer(start: $0, count: 1), into: out) }
     }
 
     /// Bytes per row as read.

@@ -196,46 +196,41 @@ public struct PoolKeys: Equatable, Sendable {
     }
 }
 
-extension MaxPool2d {
-    /// `{ type = "maxpool", kernel = k, stride = k }`.
-    public struct Kind: LayerKind, WindowKeys {
-        public static let type = "maxpool"
-        public static var isSpatial: Bool { true }
-        public var keys: PoolKeys
-        public var kernel: Int { keys.kernel }
-        public var stride: Int { keys.stride }
-        public var padding: Int { 0 }
-
-        public init(kernel: Int, stride: Int) { keys = PoolKeys(kernel: kernel, stride: stride) }
-        public init(_ l: TOMLReader, isLast: Bool) throws { keys = try PoolKeys(l) }
-        public func resolvedKeys(quote: (String) -> String) -> String { keys.resolvedKeys }
-
-        public func build(input: [Int], with builder: LayerBuilder) throws -> (layer: any Layer, output: [Int]) {
-            let pool = MaxPool2d(name: builder.name("maxpool"), input: try keys.window(Self.type, input: input, with: builder),
-                                 kernel: kernel, stride: stride)
-            return (pool, pool.window.output.dimensions)
-        }
-    }
+/// A pooling layer as its descriptor builds it: a window over an image and the kind's `type`.
+public protocol PoolingLayer: Layer {
+    static var kindType: String { get }
+    var window: PoolWindow { get }
+    init(name: String, input: ImageShape, kernel: Int, stride: Int)
 }
 
-extension AvgPool2d {
+extension MaxPool2d: PoolingLayer {
+    public static let kindType = "maxpool"
+    /// `{ type = "maxpool", kernel = k, stride = k }`.
+    public typealias Kind = PoolKind<MaxPool2d>
+}
+
+extension AvgPool2d: PoolingLayer {
+    public static let kindType = "avgpool"
     /// `{ type = "avgpool", kernel = k, stride = k }`.
-    public struct Kind: LayerKind, WindowKeys {
-        public static let type = "avgpool"
-        public static var isSpatial: Bool { true }
-        public var keys: PoolKeys
-        public var kernel: Int { keys.kernel }
-        public var stride: Int { keys.stride }
-        public var padding: Int { 0 }
+    public typealias Kind = PoolKind<AvgPool2d>
+}
 
-        public init(kernel: Int, stride: Int) { keys = PoolKeys(kernel: kernel, stride: stride) }
-        public init(_ l: TOMLReader, isLast: Bool) throws { keys = try PoolKeys(l) }
-        public func resolvedKeys(quote: (String) -> String) -> String { keys.resolvedKeys }
+/// The descriptor of a pooling kind: the same keys (`kernel`, `stride`) for every pool.
+public struct PoolKind<Pool: PoolingLayer>: LayerKind, WindowKeys {
+    public static var type: String { Pool.kindType }
+    public static var isSpatial: Bool { true }
+    public var keys: PoolKeys
+    public var kernel: Int { keys.kernel }
+    public var stride: Int { keys.stride }
+    public var padding: Int { 0 }
 
-        public func build(input: [Int], with builder: LayerBuilder) throws -> (layer: any Layer, output: [Int]) {
-            let pool = AvgPool2d(name: builder.name("avgpool"), input: try keys.window(Self.type, input: input, with: builder),
-                                 kernel: kernel, stride: stride)
-            return (pool, pool.window.output.dimensions)
-        }
+    public init(kernel: Int, stride: Int) { keys = PoolKeys(kernel: kernel, stride: stride) }
+    public init(_ l: TOMLReader, isLast: Bool) throws { keys = try PoolKeys(l) }
+    public func resolvedKeys(quote: (String) -> String) -> String { keys.resolvedKeys }
+
+    public func build(input: [Int], with builder: LayerBuilder) throws -> (layer: any Layer, output: [Int]) {
+        let pool = Pool(name: builder.name(Self.type), input: try keys.window(Self.type, input: input, with: builder),
+                        kernel: kernel, stride: stride)
+        return (pool, pool.window.output.dimensions)
     }
 }

@@ -83,9 +83,13 @@ public enum TrainingRun {
         let stats = job.data.normalization == .standardize ? train.statistics() : nil
         train.normalize(job.data.normalization, stats: stats)
         test.normalize(job.data.normalization, stats: stats)
-        // What data.load = "node" allocated: each node's first rank holds its node's copy.
-        var shared = [Int64(train.nodeSharedBytes + test.nodeSharedBytes), train.nodeSharedBytes > 0 ? 1 : 0]
-        comm.allreduce(&shared, .sum)
+        // What data.load = "node" allocated: each node's first rank holds its node's copy (the
+        // same job on every rank, so every rank takes this collective or none does).
+        var shared: [Int64] = [0, 0]
+        if job.data.load == .node {
+            shared = [Int64(train.nodeSharedBytes + test.nodeSharedBytes), train.nodeSharedBytes > 0 ? 1 : 0]
+            comm.allreduce(&shared, .sum)
+        }
 
         // 2. Run directory (rank 0's filesystem is the one that matters).
         let checkpointDir = job.run.out + "/checkpoints"
@@ -252,10 +256,13 @@ public enum TrainingRun {
     /// The first non-finite feature of each split that was not read whole, found collectively:
     /// each rank scans its slice, the smallest sample wins, and every rank reports it alike.
     private static func checkFeatures(_ splits: [any DataSource], comm: Communicator) throws {
-        for split in splits {
-            let mine = try comm.agree { try split.firstNonFiniteSample(rank: comm.rank, of: comm.size) }
-            let first = comm.allreduce(Int64(mine ?? Int.max), .min)
-            try comm.agree { if first != Int64(Int.max) { throw split.nonFiniteError(sample: Int(first)) } }
+        // Three collectives for all splits together: scan (agreed), the smallest per split, report.
+        var first = try comm.agree {
+            try splits.map { Int64(try $0.firstNonFiniteSample(rank: comm.rank, of: comm.size) ?? Int.max) }
+        }
+        comm.allreduce(&first, .min)
+        try comm.agree {
+            if let i = first.firstIndex(where: { $0 != Int64(Int.max) }) { throw splits[i].nonFiniteError(sample: Int(first[i])) }
         }
     }
 
