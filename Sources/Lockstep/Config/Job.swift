@@ -264,6 +264,16 @@ public struct Job: Equatable, Sendable {
     /// Checks what depends on the launch, for the batch of every epoch the run touches: the world
     /// size and the training set's size.
     public func validate(worldSize: Int, trainSamples: Int) throws {
+        try validateBatchShapes(worldSize: worldSize, trainSamples: trainSamples)
+        // Per rank and batch of the run: the rows of one pass (BatchNorm groups must divide it).
+        let segments = batch.full ? [] : try plan(trainSamples: trainSamples).segments
+        try validateBatchNorms(passes: Set([batch.global] + segments.map(\.batch)).sorted().map { b in
+            let pass = batch.micro ?? b / worldSize / (gsnr?.groupsPerRank ?? 1)
+            return (pass, "batch \(b) over \(worldSize) rank(s)" + (batch.micro != nil ? " in micro-batches" : gsnr != nil ? " in GSNR groups" : ""))
+        })
+    }
+
+    private func validateBatchShapes(worldSize: Int, trainSamples: Int) throws {
         if batch.full {
             precondition(batch.global == trainSamples, "resolve(trainSamples:) first")
             guard worldSize <= trainSamples else {

@@ -52,7 +52,8 @@ extension Job {
                   "layers = ["]
         for layer in layers {
             // Only the keys the layer's type reads (anything else is an unknown key on input).
-            lines.append("  { type = \(q(layer.type)), \(layer.kind.resolvedKeys(quote: q)) },")
+            let keys = layer.kind.resolvedKeys(quote: q)
+            lines.append("  { type = \(q(layer.type))\(keys.isEmpty ? "" : ", " + keys) },")
         }
         lines += ["]",
                   "",

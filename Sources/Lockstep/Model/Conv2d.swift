@@ -14,6 +14,9 @@
 // im2col and the GEMM that reads it, and the output needs no transpose. Backward rebuilds the
 // column matrix instead of keeping the batch's (B times the memory): that costs a K·P copy next
 // to the GEMM's Cout·K·P multiply-adds. So the work buffers are one sample's, whatever the batch.
+//
+// Without a bias (`bias = false`: a conv followed by BatchNorm, whose β makes one redundant, as
+// in every ResNet) the layer has only its weight tensor.
 
 public final class Conv2d: Layer {
     public let name: String
@@ -24,6 +27,8 @@ public final class Conv2d: Layer {
     public let padding: Int
     /// He (followed by ReLU) or Glorot, with fan_in = Cin·k·k and fan_out = Cout·k·k.
     public let initialization: Dense.Initialization
+    /// Whether the layer has a bias tensor.
+    public let hasBias: Bool
     public var inputWidth: Int { input.count }
     public var outputWidth: Int { output.count }
 
@@ -42,8 +47,9 @@ public final class Conv2d: Layer {
 
     /// The shapes must fit (checked with a usage error where the network is built from a job).
     public init(name: String, input: ImageShape, channels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-                initialization: Dense.Initialization, progress: BackwardProgress = BackwardProgress()) {
+                initialization: Dense.Initialization, bias: Bool = true, progress: BackwardProgress = BackwardProgress()) {
         self.progress = progress
+        hasBias = bias
         let height = ImageShape.windows(size: input.height, kernel: kernel, stride: stride, padding: padding)
         let width = ImageShape.windows(size: input.width, kernel: kernel, stride: stride, padding: padding)
         precondition(channels >= 1 && kernel >= 1 && stride >= 1 && padding >= 0 && height >= 1 && width >= 1,
@@ -58,8 +64,8 @@ public final class Conv2d: Layer {
     }
 
     public var parameterSpecs: [ParameterSpec] {
-        [ParameterSpec(name: "weight", shape: [output.channels, input.channels, kernel, kernel], isWeight: true),
-         ParameterSpec(name: "bias", shape: [output.channels], isWeight: false)]
+        let weight = ParameterSpec(name: "weight", shape: [output.channels, input.channels, kernel, kernel], isWeight: true)
+        return hasBias ? [weight, ParameterSpec(name: "bias", shape: [output.channels], isWeight: false)] : [weight]
     }
 
     public func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>) {
@@ -81,7 +87,7 @@ public final class Conv2d: Layer {
         for i in 0..<(output.channels * patch) {
             weight[i] = Float((rng.nextUnit() * 2 - 1) * limit)
         }
-        bias.update(repeating: 0, count: output.channels)
+        if hasBias { bias.update(repeating: 0, count: output.channels) }
     }
 
     public func reserve(batch: Int) {
@@ -96,11 +102,11 @@ public final class Conv2d: Layer {
         for b in 0..<batch {
             let yb = y + b * outputWidth
             im2col(x + b * inputWidth, columns.pointer)
-            // y_b[c, :] = bias[c], then y_b += W · col.
-            for c in 0..<cout { (yb + c * p).update(repeating: bias[c], count: p) }
+            // y_b[c, :] = bias[c], then y_b += W · col (without a bias, y_b = W · col).
+            if hasBias { for c in 0..<cout { (yb + c * p).update(repeating: bias[c], count: p) } }
             Gemm.sgemm(transA: false, transB: false, m: cout, n: p, k: k,
                        alpha: 1, a: weight, lda: k, b: columns.pointer, ldb: p,
-                       beta: 1, c: yb, ldc: p)
+                       beta: hasBias ? 1 : 0, c: yb, ldc: p)
         }
     }
 
@@ -113,12 +119,12 @@ public final class Conv2d: Layer {
         let (cout, k, p) = (output.channels, patch, pixels)
         if !accumulate {
             weightGrad.update(repeating: 0, count: cout * k)
-            biasGrad.update(repeating: 0, count: cout)
+            if hasBias { biasGrad.update(repeating: 0, count: cout) }
         }
         for b in 0..<batch {
             let dyb = dy + b * outputWidth
             // db[c] += Σ_pixels dy_b[c, :]
-            for c in 0..<cout {
+            for c in 0..<cout where hasBias {
                 let row = dyb + c * p
                 var sum: Float = 0
                 for i in 0..<p { sum += row[i] }
@@ -207,7 +213,7 @@ public final class Conv2d: Layer {
 }
 
 extension Conv2d {
-    /// `{ type = "conv2d", channels = N, kernel = k, stride = 1, padding = 0, activation = "relu" }`.
+    /// `{ type = "conv2d", channels = N, kernel = k, stride = 1, padding = 0, activation = "relu", bias = true }`.
     public struct Kind: LayerKind, WindowKeys {
         public static let type = "conv2d"
         public static var isSpatial: Bool { true }
@@ -216,8 +222,10 @@ extension Conv2d {
         public var stride: Int
         public var padding: Int
         public var activation: LayerSpec.Activation
+        public var bias: Bool
 
-        public init(channels: Int, kernel: Int, stride: Int, padding: Int, activation: LayerSpec.Activation) {
+        public init(channels: Int, kernel: Int, stride: Int, padding: Int, activation: LayerSpec.Activation, bias: Bool = true) {
+            self.bias = bias
             self.channels = channels
             self.kernel = kernel
             self.stride = stride
@@ -228,7 +236,8 @@ extension Conv2d {
         public init(_ l: TOMLReader, isLast: Bool) throws {
             let kernel = try l.int("kernel", min: 1)
             self.init(channels: try l.int("channels", min: 1), kernel: kernel, stride: try l.int("stride", default: 1, min: 1),
-                      padding: try l.int("padding", default: 0, min: 0), activation: try l.choice("activation", default: LayerSpec.Activation.relu))
+                      padding: try l.int("padding", default: 0, min: 0), activation: try l.choice("activation", default: LayerSpec.Activation.relu),
+                      bias: try l.bool("bias", default: true))
             // As PyTorch: a window that could lie wholly in the padding sees only zeros.
             guard padding <= kernel / 2 else {
                 throw LockstepError.usage("\(l.prefix).padding: \(padding) is more than half the kernel (\(kernel)): use at most \(kernel / 2)")
@@ -236,20 +245,22 @@ extension Conv2d {
         }
 
         public func resolvedKeys(quote: (String) -> String) -> String {
+            // `bias` only when off, so the jobs written before the key render as they always did.
             "channels = \(channels), kernel = \(kernel), stride = \(stride), padding = \(padding), activation = \(quote(activation.rawValue))"
+                + (bias ? "" : ", bias = false")
         }
 
         public func parameterCount(input: [Int]) -> Int? {
             let inputChannels = input.count == 3 ? input[0] : 1
             guard let weights = MemoryBudget.product([channels, inputChannels, kernel, kernel]),
                   !weights.addingReportingOverflow(channels).overflow else { return nil }
-            return weights + channels
+            return weights + (bias ? channels : 0)
         }
 
         public func build(input: [Int], with builder: LayerBuilder) throws -> (layer: any Layer, output: [Int]) {
             let conv = Conv2d(name: builder.name("conv"), input: try builder.image(from: input, type: Self.type, kernel: kernel, padding: padding),
                               channels: channels, kernel: kernel, stride: stride, padding: padding,
-                              initialization: activation == .relu ? .he : .glorot, progress: builder.progress)
+                              initialization: activation == .relu ? .he : .glorot, bias: bias, progress: builder.progress)
             return (conv, conv.output.dimensions)
         }
     }

@@ -4,8 +4,8 @@
 // block), child layers whose tensors the network lays out and names under the parent
 // (docs/design.md §4).
 
-/// Whether a forward pass is for training (batch statistics, and, later, dropout) or for
-/// evaluation (running statistics, no randomness). Layers without such a difference ignore it.
+/// Whether a forward pass is for training (batch statistics, dropout) or for evaluation
+/// (running statistics, no randomness). Layers without such a difference ignore it.
 public enum LayerMode: Sendable {
     case train, eval
 }
@@ -79,12 +79,26 @@ public protocol Layer: AnyObject {
     var stateSpecs: [StateSpec] { get }
     /// The layers a composite layer is made of, in layout order; none by default.
     var children: [any Layer] { get }
+    /// Floats of batch statistics the layer's training forward adds to over a step's passes
+    /// (BatchNorm: its group count and per-channel sums of group means and variances). They
+    /// travel in the step's one allreduce; `commitStatistics` then gets their sum over ranks.
+    /// 0 by default.
+    var statisticsCount: Int { get }
+    /// Floats per sample the layer's own work buffers take (a residual block's activations
+    /// between its children), for the memory check before `reserve`; 0 by default.
+    var workFloatsPerSample: Int { get }
 
     /// Points the layer at its slices of the flat parameter and gradient buffers (in spec order).
     func bind(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>)
     /// Points the layer at its slice of the flat state buffer (in `stateSpecs` order). Called
     /// only on layers with state.
     func bind(state: UnsafeMutablePointer<Float>)
+    /// Points the layer at its slice of the network's batch statistics (`statisticsCount`
+    /// floats, zeroed by the network at the start of each step). Called only on layers with some.
+    func bind(statistics: UnsafeMutablePointer<Float>)
+    /// The step's statistics summed over ranks, laid out as the layer wrote them: update the
+    /// running state from them. Called once per step that is applied, on every rank alike.
+    func commitStatistics(_ summed: UnsafePointer<Float>)
     /// Sizes the layer's own work buffers for batches of up to `batch` rows (called by
     /// `Network.reserve`, never per step). Most layers have none.
     func reserve(batch: Int)
@@ -103,6 +117,10 @@ extension Layer {
     public var stateSpecs: [StateSpec] { [] }
     public var children: [any Layer] { [] }
     public func bind(state: UnsafeMutablePointer<Float>) {}
+    public var statisticsCount: Int { 0 }
+    public var workFloatsPerSample: Int { 0 }
+    public func bind(statistics: UnsafeMutablePointer<Float>) {}
+    public func commitStatistics(_ summed: UnsafePointer<Float>) {}
     public func reserve(batch: Int) {}
     /// The layer's own parameters (not its children's).
     public var parameterCount: Int { parameterSpecs.reduce(0) { $0 + $1.count } }

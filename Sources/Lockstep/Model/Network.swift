@@ -63,47 +63,25 @@ public final class Network {
     /// sample shape: [width], or an image [H, W] or [C, H, W]), each through its kind's
     /// descriptor (LayerKind). Throws a usage error naming the job key when a layer does not fit
     /// its input (a conv on flat samples, a kernel larger than the image).
-    public convenience init(inputShape: [Int], layers specs: [LayerSpec], extraGradientSlots: Int = 0) throws {
-        let builder = LayerBuilder(progress: BackwardProgress())
-        var layers: [any Layer] = []
-        var shapes: [[Int]] = []
-        var shape = inputShape
-        // Sizes come from the job: count them with checked arithmetic before any layer allocates.
-        var parameterTotal = 0
-        var largest = (index: 0, count: 0)
-        for (index, spec) in specs.enumerated() {
-            builder.index = index
-            builder.previous = index == 0 ? "the dataset's sample" : "the output of model.layers.\(index - 1)"
-            guard let count = spec.kind.parameterCount(input: shape) else {
-                throw LockstepError.usage("model.layers.\(index): \(spec.type) on \(builder.previous) (shape \(shape)) has more parameters than this machine can address: use fewer units or channels")
-            }
-            guard !parameterTotal.addingReportingOverflow(count).overflow else {
-                throw LockstepError.usage("model.layers: more parameters than this machine can address: use fewer units or channels")
-            }
-            parameterTotal += count
-            if count > largest.count { largest = (index, count) }
-            let (layer, output) = try spec.kind.build(input: shape, with: builder)
-            shape = output
-            layers.append(layer)
-            shapes.append(shape)
-            if spec.activation == .relu {
-                layers.append(ReLU(name: builder.name("relu"), width: layer.outputWidth))
-                shapes.append(shape)
-            }
-        }
+    public convenience init(inputShape: [Int], layers specs: [LayerSpec], extraGradientSlots: Int = 0,
+                            communicator: Communicator? = nil) throws {
+        let pass = PassContext()
+        let builder = LayerBuilder(progress: BackwardProgress(), pass: pass, communicator: communicator)
+        let built = try builder.sequence(specs, input: inputShape)
         // Parameters and gradients (the optimizer's state comes on top).
-        try MemoryBudget.require(count: MemoryBudget.product([parameterTotal, 2]), elementSize: MemoryLayout<Float>.size,
-                                 for: "the model's \(parameterTotal) parameters (model.layers.\(largest.index) has \(largest.count))",
+        let (total, largest) = (built.parameters, built.largest)
+        try MemoryBudget.require(count: MemoryBudget.product([total, 2]), elementSize: MemoryLayout<Float>.size,
+                                 for: "the model's \(total) parameters (model.layers.\(largest.index) has \(largest.count))",
                                  fix: "use fewer units or channels in model.layers.\(largest.index)")
-        self.init(inputShape: inputShape, layers: layers, outputShapes: shapes, progress: builder.progress,
-                  extraGradientSlots: extraGradientSlots)
+        self.init(inputShape: inputShape, layers: built.layers, outputShapes: built.shapes, progress: builder.progress,
+                  pass: pass, extraGradientSlots: extraGradientSlots)
     }
 
     /// A network over layers built already (tests, tools; a job goes through `init(inputShape:layers:)`
     /// with specs). `outputShapes` defaults to each layer's flat width; layers that report
     /// backward progress must have been built with `progress`. Every tensor path must be unique.
     public init(inputShape: [Int], layers: [any Layer], outputShapes: [[Int]]? = nil,
-                progress: BackwardProgress = BackwardProgress(), extraGradientSlots: Int = 0) {
+                progress: BackwardProgress = BackwardProgress(), pass: PassContext = PassContext(), extraGradientSlots: Int = 0) {
         self.layers = layers
         self.inputShape = inputShape
         self.inputWidth = inputShape.reduce(1, *)
@@ -111,6 +89,7 @@ public final class Network {
         precondition(self.outputShapes.count == layers.count, "one output shape per layer")
         classes = layers.last?.outputWidth ?? inputShape.reduce(1, *)
         backwardProgress = progress
+        self.pass = pass
 
         let layout = NetworkLayout(layers)
         trees = layout.trees
@@ -118,12 +97,44 @@ public final class Network {
         stateViews = layout.stateViews
         parameterCount = layout.parameterCount
         parameters = FloatBuffer(count: layout.parameterCount)
-        gradients = FloatBuffer(count: layout.parameterCount + extraGradientSlots)
+        // The batch statistics ride after the slots, so the plain exchange carries them as they are.
+        statisticsOffset = layout.parameterCount + extraGradientSlots
+        statisticsCount = layout.statisticsCount
+        gradients = FloatBuffer(count: statisticsOffset + statisticsCount)
         state = FloatBuffer(count: layout.stateCount)
+        var statisticsLayers: [(layer: any Layer, offset: Int)] = []
         for (layer, at) in zip(trees.joined(), layout.offsets) {
             layer.bind(parameters: parameters.pointer + at.parameters, gradients: gradients.pointer + at.parameters)
             if layer.stateCount > 0 { layer.bind(state: state.pointer + at.state) }
+            if layer.statisticsCount > 0 {
+                layer.bind(statistics: gradients.pointer + statisticsOffset + at.statistics)
+                statisticsLayers.append((layer, at.statistics))
+            }
         }
+        self.statisticsLayers = statisticsLayers
+    }
+
+    /// What the network's passes may need besides their input (Dropout's keys); set by the trainer.
+    public let pass: PassContext
+
+    /// Floats of batch statistics the layers add up over a step (0 without BatchNorm): they sit
+    /// in `gradients` after the extra slots, at `statisticsOffset` (ExchangeLayout.statistics).
+    public let statisticsCount: Int
+    public let statisticsOffset: Int
+    private let statisticsLayers: [(layer: any Layer, offset: Int)]
+
+    /// The batch statistics this rank's passes have added up since `resetStatistics`.
+    public var statistics: UnsafeMutablePointer<Float> { gradients.pointer + statisticsOffset }
+
+    /// Zeroes the batch statistics: at the start of every step's passes.
+    public func resetStatistics() {
+        if statisticsCount > 0 { statistics.update(repeating: 0, count: statisticsCount) }
+    }
+
+    /// Hands each layer its part of a step's statistics summed over ranks (`summed`, laid out as
+    /// `statistics`), which updates the running state. Once per applied step, on every rank.
+    public func commitStatistics(_ summed: UnsafePointer<Float>) {
+        for (layer, offset) in statisticsLayers { layer.commitStatistics(summed + offset) }
     }
 
     /// A network of dense layers over flat samples of `inputWidth` floats (which cannot fail).
@@ -147,7 +158,7 @@ public final class Network {
     public var activationFloatsPerSample: Int? {
         let widest = max(inputWidth, layers.map(\.outputWidth).max() ?? 0)
         var total = 0
-        for w in layers.map(\.outputWidth) + [widest, widest] {
+        for w in layers.map(\.outputWidth) + [widest, widest] + trees.joined().map(\.workFloatsPerSample) {
             let (sum, overflow) = total.addingReportingOverflow(w)
             if overflow { return nil }
             total = sum

@@ -6,12 +6,13 @@
 struct NetworkLayout {
     /// Each top-level layer followed by its descendants, depth first.
     var trees: [[any Layer]] = []
-    /// Per layer of `trees.joined()`, where its own parameters and state start.
-    var offsets: [(parameters: Int, state: Int)] = []
+    /// Per layer of `trees.joined()`, where its own parameters, state and batch statistics start.
+    var offsets: [(parameters: Int, state: Int, statistics: Int)] = []
     var views: [ParameterView] = []
     var stateViews: [StateView] = []
     var parameterCount = 0
     var stateCount = 0
+    var statisticsCount = 0
 
     init(_ layers: [any Layer]) {
         var paths: Set<String> = []
@@ -27,7 +28,8 @@ struct NetworkLayout {
         // A checkpoint group and a dataset cannot share a name, nor two datasets.
         precondition(paths.insert(path).inserted, "two layers or tensors are both named \(path)")
         tree.append(layer)
-        offsets.append((parameterCount, stateCount))
+        offsets.append((parameterCount, stateCount, statisticsCount))
+        statisticsCount += layer.statisticsCount
         for spec in layer.parameterSpecs {
             let view = ParameterView(layer: path, spec: spec, offset: parameterCount, topLayer: top)
             precondition(paths.insert(view.path).inserted, "two tensors are both named \(view.path)")

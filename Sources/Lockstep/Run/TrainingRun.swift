@@ -67,7 +67,8 @@ public enum TrainingRun {
             // Its gradient buffer's extra slots travel in the same allreduce: the loss, the stop
             // votes, and for L-BFGS an evaluation tag that catches ranks whose line searches diverged.
             let network = try Network(inputShape: train.sampleShape, layers: job.layers,
-                                      extraGradientSlots: ExchangeLayout.slotsAfterGradient(lbfgs: job.optimizer.name == .lbfgs))
+                                      extraGradientSlots: ExchangeLayout.slotsAfterGradient(lbfgs: job.optimizer.name == .lbfgs),
+                                      communicator: comm)
             // Activations are sized for the largest pass: a micro-batch, or the rank's whole share.
             let rows = Trainer.passRows(largestBatch: try job.largestBatch(trainSamples: train.count), ranks: comm.size,
                                         groupsPerRank: job.gsnr?.groupsPerRank ?? 1, microBatch: job.batch.micro, fullBatch: job.batch.full)
@@ -137,7 +138,7 @@ public enum TrainingRun {
 
         let total = try job.totalSteps(trainSamples: train.count)
         let stopAt = min(total, options.stopAfter ?? total)
-        say("lockstep: \(job.run.name) on \(comm.size) rank(s): \(network.parameterCount) parameters, global batch \(job.batch.global) (\(trainer.localBatch) per rank\(trainer.microBatch < trainer.localBatch ? " in micro-batches of \(trainer.microBatch)" : "")), \(job.gsnr == nil ? "" : "VR-")\(job.optimizer.name.rawValue)\(job.gsnr.map { " (GSNR over \($0.groupsPerRank * comm.size) gradient groups)" } ?? ""), \(trainer.stepsPerEpoch) steps/epoch, \(total) steps, lr \(schedule.scaledLR(batch: job.batch.global))\(trainer.overlapsExchange ? ", exchange in \(trainer.bucketCount) buckets overlapped with backward" : "")")
+        say("lockstep: \(job.run.name) on \(comm.size) rank(s): \(network.parameterCount) parameters, global batch \(job.batch.global) (\(trainer.localBatch) per rank\(trainer.microBatch < trainer.localBatch ? " in micro-batches of \(trainer.microBatch)" : "")), \(job.gsnr == nil ? "" : "VR-")\(job.optimizer.name.rawValue)\(job.gsnr.map { " (GSNR over \($0.groupsPerRank * comm.size) gradient groups)" } ?? ""), \(trainer.stepsPerEpoch) steps/epoch, \(total) steps, lr \(schedule.scaledLR(batch: job.batch.global))\(trainer.overlapsExchange ? ", exchange in \(trainer.bucketCount) buckets overlapped with backward" : "")\(job.batchNormSummary(passesPerStep: trainer.localBatch / trainer.microBatch).map { "; " + $0 } ?? "")")
         if !job.batch.schedule.isConstant {
             // One entry per run of equal batches: "epochs 0–39: 8, epochs 40–79: 32, ...".
             let segments = try job.plan(trainSamples: train.count).segments

@@ -39,6 +39,7 @@ final class BatchPasses {
         input = FloatBuffer(count: capacity * train.width)
         labels = .allocate(capacity: capacity)
         network.reserve(batch: capacity)
+        network.pass.seed = c.seed
     }
 
     deinit {
@@ -50,6 +51,8 @@ final class BatchPasses {
     /// where `exchange`'s reduction wants it and the slots written. Returns the local loss sum.
     func localGradient(at position: TrainingPosition, shape: StepShape, exchange: any GradientExchange) -> Double {
         let scale = 1 / Float(shape.global)
+        network.resetStatistics()
+        network.pass.step = position.step
         if fullBatch {
             let start = train.count * comm.rank / comm.size
             let loss = contiguousGradient(rows: start..<(start + shape.local), chunk: shape.micro, scale: scale, exchange: exchange)
@@ -66,6 +69,8 @@ final class BatchPasses {
             for micro in 0..<microPerGroup {
                 let row = (group * microPerGroup + micro) * shape.micro
                 let x = batch.x + row * train.width
+                // The rows' place in the step's global batch (the window starts at step·B).
+                network.pass.firstSample = window.lowerBound - position.epochStep * shape.global + row
                 localLoss += forwardLoss(x: x, y: batch.y + row, rows: shape.micro, scale: scale)
                 if group == groupsPerRank - 1 && micro == microPerGroup - 1 {
                     lastBackwardBegins(exchange, localLoss: localLoss, firstGroup: group == 0)
@@ -111,6 +116,7 @@ final class BatchPasses {
         while chunkStart < rows.upperBound {
             let chunkEnd = min(chunkStart + chunk, rows.upperBound)
             train.gather(chunkStart..<chunkEnd, x: input.pointer, y: labels)
+            network.pass.firstSample = chunkStart
             lossSum += forwardLoss(x: input.pointer, y: labels, rows: chunkEnd - chunkStart, scale: scale)
             if chunkEnd == rows.upperBound { lastBackwardBegins(exchange, localLoss: lossSum, firstGroup: true) }
             network.backward(input.pointer, dlogits: network.logitGradient, batch: chunkEnd - chunkStart,
@@ -133,6 +139,7 @@ final class BatchPasses {
     func fullGradient(layout: ExchangeLayout) -> (norm: Double, loss: Double) {
         let n = train.count
         let start = n * comm.rank / comm.size, end = n * (comm.rank + 1) / comm.size
+        network.resetStatistics()
         let lossSum = contiguousGradient(rows: start..<end, chunk: capacity, scale: 1 / Float(n), exchange: nil)
         network.gradients.pointer[layout.loss] = Float(lossSum)
         comm.allreduce(network.gradients.buffer)

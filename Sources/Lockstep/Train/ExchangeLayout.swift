@@ -1,10 +1,14 @@
 // Where each thing sits in the buffer a step allreduces: the gradient, GSNR's squares, and the
 // slots that ride along so a step costs one collective (the loss sum, the L-BFGS evaluation tag,
-// the stop votes). Built here only; nothing else computes an offset past the gradient.
+// the stop votes, and the layers' batch statistics). Built here only; nothing else computes an
+// offset past the gradient.
 //
-//   first-order:  [ g (P) | loss | stop ]
-//   GSNR:         [ Σ w_d (P) | Σ w_d² (P) | loss | stop ]
-//   L-BFGS:       [ g (P) | loss | tag | stop ]
+//   first-order:  [ g (P) | loss | stop | statistics (S) ]
+//   GSNR:         [ Σ w_d (P) | Σ w_d² (P) | loss | stop | statistics (S) ]
+//   L-BFGS:       [ g (P) | loss | tag | stop | statistics (S) ]
+//
+// S is what the network's BatchNorm layers add up over a step's passes (Network.statisticsCount;
+// 0 without BatchNorm), so their running statistics cost no collective of their own.
 
 public struct ExchangeLayout: Equatable, Sendable {
     /// P: the gradient is [0, P).
@@ -17,21 +21,25 @@ public struct ExchangeLayout: Equatable, Sendable {
     public let tag: Int?
     /// Ranks asking to stop, summed.
     public let stop: Int
+    /// The layers' batch statistics (Network.statisticsCount floats), summed.
+    public let statistics: Range<Int>
     /// Floats in the buffer.
     public let count: Int
 
-    public init(parameters: Int, gsnr: Bool = false, lbfgs: Bool = false) {
+    public init(parameters: Int, gsnr: Bool = false, lbfgs: Bool = false, statistics: Int = 0) {
         precondition(!(gsnr && lbfgs), "GSNR corrects first-order updates only")
         self.parameters = parameters
         squares = gsnr ? parameters : nil
         loss = gsnr ? 2 * parameters : parameters
         tag = lbfgs ? loss + 1 : nil
         stop = (tag ?? loss) + 1
-        count = stop + 1
+        self.statistics = (stop + 1)..<(stop + 1 + statistics)
+        count = stop + 1 + statistics
     }
 
     /// Slots the network's own gradient buffer carries after its P gradients, so that without
-    /// GSNR it is the exchange buffer itself: loss and stop, and the tag with L-BFGS.
+    /// GSNR it is the exchange buffer itself: loss and stop, and the tag with L-BFGS. The network
+    /// puts its batch statistics after them itself.
     public static func slotsAfterGradient(lbfgs: Bool) -> Int {
         let layout = ExchangeLayout(parameters: 0, lbfgs: lbfgs)
         return layout.count
@@ -39,8 +47,10 @@ public struct ExchangeLayout: Equatable, Sendable {
 
     /// The layout of the network's gradient buffer for this exchange (GSNR folds into a buffer of
     /// its own; the network's keeps the plain layout, which the full-gradient pass uses).
-    public var ofNetworkGradients: ExchangeLayout { ExchangeLayout(parameters: parameters, lbfgs: tag != nil) }
+    public var ofNetworkGradients: ExchangeLayout {
+        ExchangeLayout(parameters: parameters, lbfgs: tag != nil, statistics: statistics.count)
+    }
 
-    /// The floats after the gradient (and squares) that travel with it: loss, [tag], stop.
+    /// The floats after the gradient (and squares) that travel with it: loss, [tag], stop, statistics.
     public var slots: Range<Int> { loss..<count }
 }

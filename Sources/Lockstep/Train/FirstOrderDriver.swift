@@ -25,7 +25,7 @@ final class FirstOrderDriver: StepDriver {
         self.network = network
         self.passes = passes
         let p = network.parameterCount
-        let layout = ExchangeLayout(parameters: p, gsnr: c.gsnr != nil)
+        let layout = ExchangeLayout(parameters: p, gsnr: c.gsnr != nil, statistics: network.statisticsCount)
         if let gsnr = c.gsnr {
             precondition(!c.fullBatch, "validated by Job: GSNR needs equal groups, not a full batch")
             let moments = GSNRMomentsReduction(network: network, layout: layout)
@@ -66,6 +66,8 @@ final class FirstOrderDriver: StepDriver {
 
     func apply(lr: Double) {
         update.step(parameters: network.parameters.pointer, gradients: reduction.buffer.pointer, lr: Float(lr))
+        // BatchNorm's running statistics move with the step they were measured in.
+        network.commitStatistics(reduction.buffer.pointer + reduction.layout.statistics.lowerBound)
     }
 
     var gradient: UnsafePointer<Float> { UnsafePointer(reduction.buffer.pointer) }

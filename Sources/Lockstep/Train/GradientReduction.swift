@@ -19,13 +19,18 @@ protocol GradientReduction: AnyObject {
     /// Folds the network's gradient over parameters [low, high) into `buffer`: writes when `first`
     /// (the rank's first group), adds otherwise.
     func fold(_ low: Int, _ high: Int, first: Bool)
+    /// Puts the network's batch statistics into `buffer`'s statistics slots (once the step's
+    /// last forward is done).
+    func copyStatistics()
 }
 
 extension GradientReduction {
-    /// Writes what travels with the gradient: this rank's loss sum and its stop vote.
+    /// Writes what travels with the gradient: this rank's loss sum and its stop vote (and, when
+    /// the buffer is not the network's own, a copy of the layers' batch statistics).
     func fillSlots(localLoss: Double, stop: Bool) {
         buffer.pointer[layout.loss] = Float(localLoss)
         buffer.pointer[layout.stop] = stop ? 1 : 0
+        copyStatistics()
     }
 
     /// The summed loss after the exchange, and whether any rank voted to stop.
@@ -48,6 +53,9 @@ final class PlainReduction: GradientReduction {
 
     @inline(__always)
     func fold(_ low: Int, _ high: Int, first: Bool) {}
+
+    /// The network's statistics already sit in this buffer's slots.
+    func copyStatistics() {}
 }
 
 /// GSNR's first and second moments over the gradient groups, [Σ w_d, Σ w_d²], in one buffer.
@@ -65,6 +73,15 @@ final class GSNRMomentsReduction: GradientReduction {
         self.squares = squares
         planes = [0, squares]
         gradients = network.gradients.pointer
+        statistics = (network.statistics, network.statisticsCount)
+        precondition(layout.statistics.count == network.statisticsCount, "the layout carries the network's statistics")
+    }
+
+    private let statistics: (from: UnsafeMutablePointer<Float>, count: Int)
+
+    func copyStatistics() {
+        guard statistics.count > 0 else { return }
+        (buffer.pointer + layout.statistics.lowerBound).update(from: statistics.from, count: statistics.count)
     }
 
     @inline(__always)

@@ -21,7 +21,7 @@ final class LBFGSDriver: StepDriver {
         self.network = network
         self.lbfgs = lbfgs
         self.passes = passes
-        layout = ExchangeLayout(parameters: network.parameterCount, lbfgs: true)
+        layout = ExchangeLayout(parameters: network.parameterCount, lbfgs: true, statistics: network.statisticsCount)
         single = SingleAllreduce(comm: comm, reduction: PlainReduction(network: network, layout: layout))
     }
 
@@ -45,7 +45,11 @@ final class LBFGSDriver: StepDriver {
         guard target[tag] == Float(evaluation * comm.size) else {
             throw LockstepError.runtime("ranks diverged inside the L-BFGS step at step \(position.step + 1) (evaluation \(evaluation)): a bug; report it with the job file")
         }
-        return Double(target[layout.loss]) / Double(shape.global)
+        let loss = Double(target[layout.loss]) / Double(shape.global)
+        // BatchNorm's running statistics move once per step, with the batch at the step's start
+        // (as a first-order step's); the line search's evaluations leave them alone.
+        if evaluation == 1 && loss.isFinite { network.commitStatistics(target + layout.statistics.lowerBound) }
+        return loss
     }
 
     func apply(lr: Double) {}

@@ -70,12 +70,12 @@ public final class Trainer {
         switch configuration.method {
         case .firstOrder(let optimizer):
             driver = FirstOrderDriver(comm: comm, network: network, base: optimizer, passes: passes, configuration: configuration)
-            networkLayout = ExchangeLayout(parameters: network.parameterCount)
+            networkLayout = ExchangeLayout(parameters: network.parameterCount, statistics: network.statisticsCount)
         case .lbfgs(let lbfgs):
             precondition(configuration.gsnr == nil && configuration.bucketMegabytes == 0,
                          "validated by Job: GSNR and buckets need a first-order optimizer")
             driver = LBFGSDriver(comm: comm, network: network, lbfgs: lbfgs, passes: passes)
-            networkLayout = ExchangeLayout(parameters: network.parameterCount, lbfgs: true)
+            networkLayout = ExchangeLayout(parameters: network.parameterCount, lbfgs: true, statistics: network.statisticsCount)
         }
         precondition(network.gradients.count == networkLayout.count,
                      "the network needs its extra gradient slots (ExchangeLayout.slotsAfterGradient)")

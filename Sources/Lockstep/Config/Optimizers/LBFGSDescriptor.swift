@@ -30,6 +30,6 @@ extension OptimizerDescriptor {
         },
         // The gradient buffers carry the network's extra gradient slots along.
         make: { s, network, _, _ in
-            .lbfgs(LBFGS(parameterCount: network.parameterCount, settings: s, spareSlots: ExchangeLayout.slotsAfterGradient(lbfgs: true)))
+            .lbfgs(LBFGS(parameterCount: network.parameterCount, settings: s, spareSlots: ExchangeLayout.slotsAfterGradient(lbfgs: true) + network.statisticsCount))
         })
 }
