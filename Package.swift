@@ -33,7 +33,8 @@ let package = Package(
             name: "lockstep-cli",
             dependencies: ["Lockstep", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "LockstepTests", dependencies: ["Lockstep"]),
+        // Fixtures/ holds reference dumps the tests open by path (scripts/reference writes them).
+        .testTarget(name: "LockstepTests", dependencies: ["Lockstep"], exclude: ["Fixtures"]),
         // The step's "no allocation" property, counted by interposing malloc in the test binary.
         .target(name: "AllocationCounter", path: "Tests/AllocationCounter"),
         .testTarget(name: "AllocationTests", dependencies: ["Lockstep", "AllocationCounter"]),
