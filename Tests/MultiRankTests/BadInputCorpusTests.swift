@@ -275,6 +275,20 @@ extension MultiRank {
                 return ["import", "idx", "--train-images", "\(dir)/images.idx", "--train-labels", "\(dir)/labels.idx",
                         "--test-images", "\(dir)/good.idx", "--test-labels", "\(dir)/labels.idx", "-o", "\(dir)/run/data.h5"]
             }),
+            // `lockstep import cifar10` of an archive whose test batch has a label past 9.
+            Case(name: "import cifar10 with a label out of range", mentions: ["test_batch.bin record 2 of 2", "label 12", "10 classes"], setup: { dir in
+                try python("""
+                    import io, sys, tarfile
+                    with tarfile.open(sys.argv[1], "w:gz") as t:
+                        for name, labels in [("data_batch_%d" % k, [k]) for k in range(1, 6)] + [("test_batch", [3, 12])]:
+                            data = b"".join(bytes([l]) + bytes(3072) for l in labels)
+                            info = tarfile.TarInfo("cifar-10-batches-bin/%s.bin" % name); info.size = len(data)
+                            t.addfile(info, io.BytesIO(data))
+                    """, dir + "/cifar-10-binary.tar.gz")
+                try FileManager.default.createDirectory(atPath: dir + "/run", withIntermediateDirectories: true)
+                try "an earlier file".write(toFile: dir + "/run/notes.txt", atomically: true, encoding: .utf8)
+                return ["import", "cifar10", "--input", "\(dir)/cifar-10-binary.tar.gz", "-o", "\(dir)/run/cifar10.h5"]
+            }),
             // Issue 13: run directories, data and model sizes, run lengths.
             Case(name: "empty run.out", mentions: ["run.out is empty"], setup: job("run.out=\"\"")),
             Case(name: "root run.out", mentions: ["root folder", "run.out"], setup: job("run.out=\"/./\"")),

@@ -120,34 +120,15 @@ public enum IDXImporter {
     }
 
     /// Imports both splits into the HDF5 file `output`. Every input is read and checked before
-    /// anything is written; the file is written as `output.tmp` and renamed, and on any error the
-    /// `.tmp` file and any folder made for it are removed: a failed import leaves nothing behind.
+    /// anything is written, and `writeImportedFile` leaves nothing behind when the import fails.
     /// Returns the training and test sample counts.
     public static func importFiles(trainImages: String, trainLabels: String, testImages: String, testLabels: String,
                                    output: String) throws -> (train: Int, test: Int) {
         let train = try readSplit(images: trainImages, labels: trainLabels)
         let test = try readSplit(images: testImages, labels: testLabels)
-        let folder = output.lastIndex(of: "/").map { String(output[..<$0]) } ?? ""
-        let created = folder.isEmpty ? [] : try makeMissingDirectories(folder, hint: "choose a writable --output")
-        let temporary = output + ".tmp"
-        var wrote = false
-        do {
-            let file = try HDF5File.create(temporary)
-            wrote = true
-            defer { file.close() }
+        try writeImportedFile(output) { file in
             try write(train.x, train.y, split: "train", into: file)
             try write(test.x, test.y, split: "test", into: file)
-            // Flushed and closed with both checked: a full disk is an error here, not a bad file later.
-            try file.finish()
-            try syncToDisk(temporary)
-            guard rename(temporary, output) == 0 else {
-                throw LockstepError.runtime("cannot rename \(temporary) to \(output): \(String(cString: strerror(errno)))")
-            }
-            try syncToDisk(folder.isEmpty ? "." : folder)
-        } catch {
-            if wrote { unlink(temporary) }
-            removeDirectories(created)
-            throw error
         }
         return (train.x.shape[0], test.x.shape[0])
     }
