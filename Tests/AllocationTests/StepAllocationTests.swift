@@ -40,7 +40,18 @@ import Testing
         "[optimizer]\nname = \"adam\"\nlr = 0.01\n[gsnr]\nenabled = true\ngroups_per_rank = 2\n[exchange]\nbucket_mb = 0.001",
         "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[model]\nlayers = [{ type = \"conv2d\", channels = 4, kernel = 3, padding = 1 }, { type = \"maxpool\", kernel = 2 }, { type = \"avgpool\", kernel = 2, stride = 1 }, { units = 4 }]",
         "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[model]\nlayers = [{ type = \"conv2d\", channels = 4, kernel = 3, padding = 1 }, { type = \"maxpool\", kernel = 2 }, { type = \"avgpool\", kernel = 2, stride = 1 }, { units = 4 }]\n[exchange]\nbucket_mb = 0.0001",
+        // The ResNet layers: BatchNorm (group and global statistics), residual blocks, dropout,
+        // global average pooling; with GSNR groups and with L-BFGS's evaluations too.
+        "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[model]\n" + resnet("group"),
+        "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[model]\n" + resnet("global"),
+        "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[model]\n" + resnet("group") + "\n[gsnr]\nenabled = true\ngroups_per_rank = 2",
+        "[optimizer]\nname = \"lbfgs\"\ninner = 2\n[model]\n" + resnet("group") + "\n[batch]\nglobal = 120",
     ]
+
+    static func resnet(_ stats: String) -> String {
+        let group = stats == "group" ? ", group = 4" : ""
+        return "layers = [{ type = \"conv2d\", channels = 3, kernel = 3, padding = 1, bias = false }, { type = \"batchnorm\", stats = \"\(stats)\"\(group), activation = \"relu\" }, { type = \"residual\", channels = 3, bn_stats = \"\(stats)\"\(stats == "group" ? ", bn_group = 4" : "") }, { type = \"residual\", channels = 4, stride = 2, bn_stats = \"\(stats)\"\(stats == "group" ? ", bn_group = 4" : "") }, { type = \"dropout\", rate = 0.1 }, { type = \"globalavgpool\" }, { units = 4 }]"
+    }
 
     /// Builds what `lockstep train` builds for the job (without the run directory).
     static func trainer(_ sections: String) throws -> Trainer {
@@ -52,7 +63,8 @@ import Testing
         let train = try Dataset(file: file, xPath: "/train/x", yPath: "/train/y", classes: 4, name: "train")
         job.resolve(trainSamples: train.count)
         try job.validate(worldSize: 1, trainSamples: train.count)
-        let network = try Network(inputShape: train.sampleShape, layers: job.layers, extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2)
+        let network = try Network(inputShape: train.sampleShape, layers: job.layers, extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2,
+                                  communicator: Communicator.world)
         network.initialize(seed: 1)
         return Trainer(comm: Communicator.world, network: network, train: train,
                        configuration: try job.trainerConfiguration(for: network, trainSamples: train.count))

@@ -42,8 +42,9 @@ extension Job {
     }
 
     /// The first line's note on BatchNorm (nil without it): which statistics, the collectives
-    /// they cost, and whether the run stays rank-count invariant.
-    public func batchNormSummary(passesPerStep: Int) -> String? {
+    /// they cost (`globalLayers` BatchNorm layers with global statistics, each two per pass), and
+    /// whether the run stays rank-count invariant.
+    public func batchNormSummary(passesPerStep: Int, globalLayers: Int) -> String? {
         let norms = batchNorms
         guard !norms.isEmpty else { return nil }
         let kinds = Set(norms.map(\.kind.statistics))
@@ -53,8 +54,7 @@ extension Job {
             parts.append("group statistics over \(groups.map(String.init).joined(separator: "/")) samples (running statistics ride in the step's allreduce)")
         }
         if kinds.contains(.global) {
-            let count = norms.filter { $0.kind.statistics == .global }.count
-            parts.append("global statistics in \(count) layer(s): \(2 * count * passesPerStep) more collectives per step")
+            parts.append("global statistics in \(globalLayers) layer(s): \(2 * globalLayers * passesPerStep) more collectives per step")
         }
         if kinds.contains(.local) {
             parts.append("local statistics: NOT rank-count invariant (each rank normalises its own share; use stats = \"group\" for invariance)")

@@ -102,11 +102,12 @@ public final class Conv2d: Layer {
         for b in 0..<batch {
             let yb = y + b * outputWidth
             im2col(x + b * inputWidth, columns.pointer)
-            // y_b[c, :] = bias[c], then y_b += W · col (without a bias, y_b = W · col).
-            if hasBias { for c in 0..<cout { (yb + c * p).update(repeating: bias[c], count: p) } }
+            // y_b[c, :] = bias[c] (or 0), then y_b += W · col. Never β = 0: OpenBLAS's small-matrix
+            // kernel for it (sgemm_small_kernel_b0_nn) calls malloc, once per call.
+            for c in 0..<cout { (yb + c * p).update(repeating: hasBias ? bias[c] : 0, count: p) }
             Gemm.sgemm(transA: false, transB: false, m: cout, n: p, k: k,
                        alpha: 1, a: weight, lda: k, b: columns.pointer, ldb: p,
-                       beta: hasBias ? 1 : 0, c: yb, ldc: p)
+                       beta: 1, c: yb, ldc: p)
         }
     }
 

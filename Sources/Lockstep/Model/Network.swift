@@ -153,6 +153,9 @@ public final class Network {
         }
     }
 
+    /// Every layer of the tree (composites' children included) of type `T`, in layout order.
+    public func all<T>(_ type: T.Type) -> [T] { trees.joined().compactMap { $0 as? T } }
+
     /// Floats `reserve(batch:)` allocates per row (activations and the two scratch rows), or nil
     /// if that overflows: what a run checks against the node's memory before reserving.
     public var activationFloatsPerSample: Int? {

@@ -138,7 +138,10 @@ public enum TrainingRun {
 
         let total = try job.totalSteps(trainSamples: train.count)
         let stopAt = min(total, options.stopAfter ?? total)
-        say("lockstep: \(job.run.name) on \(comm.size) rank(s): \(network.parameterCount) parameters, global batch \(job.batch.global) (\(trainer.localBatch) per rank\(trainer.microBatch < trainer.localBatch ? " in micro-batches of \(trainer.microBatch)" : "")), \(job.gsnr == nil ? "" : "VR-")\(job.optimizer.name.rawValue)\(job.gsnr.map { " (GSNR over \($0.groupsPerRank * comm.size) gradient groups)" } ?? ""), \(trainer.stepsPerEpoch) steps/epoch, \(total) steps, lr \(schedule.scaledLR(batch: job.batch.global))\(trainer.overlapsExchange ? ", exchange in \(trainer.bucketCount) buckets overlapped with backward" : "")\(job.batchNormSummary(passesPerStep: trainer.localBatch / trainer.microBatch).map { "; " + $0 } ?? "")")
+        // BatchNorm's statistics, on the first line because "local" ones break rank-count invariance.
+        let batchNorms = job.batchNormSummary(passesPerStep: trainer.localBatch / trainer.microBatch,
+                                              globalLayers: network.all(BatchNorm.self).filter { $0.statistics == .global }.count)
+        say("lockstep: \(job.run.name) on \(comm.size) rank(s): \(network.parameterCount) parameters, global batch \(job.batch.global) (\(trainer.localBatch) per rank\(trainer.microBatch < trainer.localBatch ? " in micro-batches of \(trainer.microBatch)" : "")), \(job.gsnr == nil ? "" : "VR-")\(job.optimizer.name.rawValue)\(job.gsnr.map { " (GSNR over \($0.groupsPerRank * comm.size) gradient groups)" } ?? ""), \(trainer.stepsPerEpoch) steps/epoch, \(total) steps, lr \(schedule.scaledLR(batch: job.batch.global))\(trainer.overlapsExchange ? ", exchange in \(trainer.bucketCount) buckets overlapped with backward" : "")\(batchNorms.map { "; " + $0 } ?? "")")
         if !job.batch.schedule.isConstant {
             // One entry per run of equal batches: "epochs 0–39: 8, epochs 40–79: 32, ...".
             let segments = try job.plan(trainSamples: train.count).segments
