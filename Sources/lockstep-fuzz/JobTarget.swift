@@ -88,6 +88,13 @@ enum JobTarget {
         // Step 1's network (for a few small sample shapes) and step 3's optimizer.
         var built: [String] = []
         for shape in sampleShapes {
+            // TrainingRun.execute, step 1: [augment] against the samples.
+            do {
+                try job.validate(sampleShape: shape)
+            } catch let error as LockstepError {
+                built.append("\(shape): \(error.message)")
+                continue
+            }
             let size = NetworkSize(inputShape: shape, layers: job.layers)
             if size.verdict == .tooLarge {
                 built.append("\(shape): too large, skipped")

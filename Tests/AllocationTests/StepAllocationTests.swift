@@ -1,7 +1,7 @@
 // "No allocation in the step": after warm-up steps, forward, backward, exchange and update
 // allocate nothing, for every optimizer family, with GSNR, with micro-batch accumulation, with
-// the full batch, with conv and pooling layers, and across an epoch boundary (the data order is
-// regenerated in place). The malloc family is interposed in the test binary (AllocationCounter)
+// the full batch, with conv and pooling layers, with augmentation and label smoothing, and across
+// an epoch boundary (the data order is regenerated in place). The malloc family is interposed in the test binary (AllocationCounter)
 // and counted on this thread only.
 // One process (an MPI singleton): the exchange still goes through Communicator.allreduce.
 
@@ -46,6 +46,10 @@ import Testing
         "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[model]\n" + resnet("global"),
         "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[model]\n" + resnet("group") + "\n[gsnr]\nenabled = true\ngroups_per_rank = 2",
         "[optimizer]\nname = \"lbfgs\"\ninner = 2\n[model]\n" + resnet("group") + "\n[batch]\nglobal = 120",
+        "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[model]\n" + resnet("group") + "\n[augment]\ncrop_padding = 1\nflip = true\n[loss]\nlabel_smoothing = 0.1",
+        "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[model]\nlayers = [{ type = \"conv2d\", channels = 4, kernel = 3, padding = 1 }, { type = \"maxpool\", kernel = 2 }, { type = \"avgpool\", kernel = 2, stride = 1 }, { units = 4 }]\n[augment]\ncrop_padding = 2\nflip = true\n[loss]\nlabel_smoothing = 0.1",
+        "[optimizer]\nname = \"lbfgs\"\ninner = 3\n[batch]\nglobal = 120\n[augment]\ncrop_padding = 1\nflip = true\n[loss]\nlabel_smoothing = 0.2",
+        "[optimizer]\nlr = 0.5\nmomentum = 0.9\n[batch]\nglobal = \"full\"\nmicro = 100\n[loss]\nlabel_smoothing = 0.1",
     ]
 
     static func resnet(_ stats: String) -> String {
@@ -81,6 +85,28 @@ import Testing
         allocation_counting(0)
         #expect(allocation_count() == 0, "\(allocation_count()) allocations in 30 steps of:\n\(sections)")
         #expect(trainer.position.step == 33)
+    }
+
+    /// The loader's gather and augmentation on this thread (a batch asked for without a
+    /// prefetch, as on the first step and after a resume; prefetches run the same code on the
+    /// loader's thread, which the counter does not see): nothing allocated after the first.
+    @Test func augmentedGathersAllocateNothing() throws {
+        let file = try HDF5File.open(Self.dataPath)
+        let train = try Dataset(file: file, xPath: "/train/x", yPath: "/train/y", classes: 4, name: "train")
+        let loader = BatchLoader(data: train, seed: 9, capacity: 24, augmentation: Augmentation(cropPadding: 2, flip: true))
+        defer { loader.shutdown() }
+        _ = loader.batch(epoch: 0, window: 0..<24)
+        allocation_counting(1)
+        var sum: Float = 0
+        for step in 1..<40 {
+            // Windows that cross into epoch 1 (600 samples): the order is regenerated in place.
+            let (epoch, start) = (step * 24) / 600 == 0 ? (0, step * 24) : (1, step * 24 - 600)
+            let batch = loader.batch(epoch: epoch, window: start..<(start + 24)).batch
+            sum += batch.x[0]
+        }
+        allocation_counting(0)
+        #expect(allocation_count() == 0, "\(allocation_count()) allocations in 39 augmented gathers")
+        #expect(sum.isFinite)
     }
 
     /// The counter itself works: an Array append, a String and a class instance are counted.

@@ -60,6 +60,72 @@ import Lockstep
         #expect(job.schedule.decay == .constant)
         #expect(job.schedule.decayEpochs.isEmpty && job.schedule.decayFactor == 0.1 && job.schedule.power == 2)
         #expect(job.schedule.minLR == 0)
+        #expect(job.augment == .none && job.augment.isIdentity)
+        #expect(job.labelSmoothing == 0)
+    }
+
+    // MARK: [augment] and [loss]
+
+    @Test func augmentAndLossParseAndRoundTrip() throws {
+        let job = try Self.parse(Self.minimal + "\n[augment]\ncrop_padding = 4\nflip = true\n\n[loss]\nlabel_smoothing = 0.1\n")
+        #expect(job.augment == Augmentation(cropPadding: 4, flip: true))
+        #expect(job.labelSmoothing == 0.1)
+        #expect(job.resolvedTOML.contains("[augment]\ncrop_padding = 4\nflip = true\n"))
+        #expect(job.resolvedTOML.contains("[loss]\nlabel_smoothing = 0.1\n"))
+        #expect(try Job.parse(job.resolvedTOML, source: "x.toml") == job)
+        // The defaults are written too, so a stored config says what the run did.
+        let plain = try Self.parse()
+        #expect(plain.resolvedTOML.contains("[augment]\ncrop_padding = 0\nflip = false\n"))
+        #expect(plain.resolvedTOML.contains("[loss]\nlabel_smoothing = 0.0\n"))
+        // --set reaches them.
+        let set = try Self.parse(overrides: ["augment.flip=true", "loss.label_smoothing=0.25"])
+        #expect(set.augment == Augmentation(flip: true) && set.labelSmoothing == 0.25)
+        // Any value of ε in [0, 1) is accepted.
+        for eps in ["0", "0.5", "0.999"] { #expect(throws: Never.self) { try Self.parse(overrides: ["loss.label_smoothing=\(eps)"]) } }
+    }
+
+    @Test func badAugmentAndLossKeysAreOneLineUsageErrors() {
+        expectUsage(["augment.crop_padding", "at least 0", "-1"]) { try Self.parse(overrides: ["augment.crop_padding=-1"]) }
+        expectUsage(["augment.crop_padding", "integer"]) { try Self.parse(overrides: ["augment.crop_padding=1.5"]) }
+        expectUsage(["augment.flip", "true or false"]) { try Self.parse(overrides: ["augment.flip=1"]) }
+        expectUsage(["augment.flipp", "did you mean augment.flip"]) { try Self.parse(overrides: ["augment.flipp=true"]) }
+        expectUsage(["augment.crop", "unknown key"]) { try Self.parse(Self.with("augment", "crop = 4")) }
+        expectUsage(["loss.label_smoothing", "less than 1", "[0, 1)"]) { try Self.parse(overrides: ["loss.label_smoothing=1"]) }
+        expectUsage(["loss.label_smoothing", "less than 1"]) { try Self.parse(overrides: ["loss.label_smoothing=2.5"]) }
+        expectUsage(["loss.label_smoothing", "at least 0"]) { try Self.parse(overrides: ["loss.label_smoothing=-0.1"]) }
+        expectUsage(["loss.label_smoothing", "number"]) { try Self.parse(overrides: ["loss.label_smoothing=\"some\""]) }
+        expectUsage(["loss.label_smothing", "did you mean loss.label_smoothing"]) { try Self.parse(overrides: ["loss.label_smothing=0.1"]) }
+        // A full batch (plain or L-BFGS's) is read without the loader: no per-sample draws there.
+        for key in ["augment.crop_padding=2", "augment.flip=true"] {
+            let named = String(key.split(separator: "=")[0])
+            expectUsage([named, "batch.global = \"full\"", "numeric batch.global"]) {
+                try Self.parse(overrides: ["batch.global=\"full\"", key])
+            }
+            expectUsage([named, "batch.global = \"full\""]) {
+                try Self.parse(overrides: ["batch.global=\"full\"", "optimizer.name=\"lbfgs\"", key])
+            }
+        }
+        // The defaults are fine with a full batch; label smoothing too.
+        #expect(throws: Never.self) { try Self.parse(overrides: ["batch.global=\"full\"", "augment.crop_padding=0", "augment.flip=false"]) }
+        #expect(throws: Never.self) { try Self.parse(overrides: ["batch.global=\"full\"", "loss.label_smoothing=0.1"]) }
+    }
+
+    @Test func augmentationNeedsImagesLargerThanThePadding() throws {
+        let job = try Self.parse(overrides: ["augment.crop_padding=2", "augment.flip=true"])
+        for shape in [[28, 28], [3, 32, 32], [1, 3, 5]] {
+            #expect(throws: Never.self) { try job.validate(sampleShape: shape) }
+        }
+        expectUsage(["augment.crop_padding = 2", "image samples", "[784]", "data/fashion.h5"]) { try job.validate(sampleShape: [784]) }
+        expectUsage(["augment.crop_padding = 2", "image samples", "[2, 3, 8, 8]"]) { try job.validate(sampleShape: [2, 3, 8, 8]) }
+        expectUsage(["augment.flip = true", "image samples"]) {
+            try Self.parse(overrides: ["augment.flip=true"]).validate(sampleShape: [20])
+        }
+        expectUsage(["augment.crop_padding = 2", "less than the image side 2", "at most 1"]) { try job.validate(sampleShape: [3, 2, 9]) }
+        expectUsage(["augment.crop_padding = 28", "image side 28", "at most 27"]) {
+            try Self.parse(overrides: ["augment.crop_padding=28"]).validate(sampleShape: [28, 28])
+        }
+        // The identity fits any data.
+        #expect(throws: Never.self) { try Self.parse().validate(sampleShape: [784]) }
     }
 
     @Test func fullJobParses() throws {

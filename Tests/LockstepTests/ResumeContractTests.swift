@@ -50,6 +50,9 @@ import Lockstep
         (["optimizer.momentum=0.8"], "optimizer.momentum", .warning),
         (["schedule.warmup_steps=10"], "schedule.warmup_steps", .warning),
         (["schedule.decay=\"cosine\""], "schedule.decay", .warning),
+        (["augment.crop_padding=2"], "augment.crop_padding", .warning),
+        (["augment.flip=true"], "augment.flip", .warning),
+        (["loss.label_smoothing=0.1"], "loss.label_smoothing", .warning),
         // Accepted: the same training (up to summation order).
         (["batch.micro=32"], "batch.micro", .accepted),
         (["run.epochs=8"], "run.epochs", .accepted),
@@ -70,6 +73,19 @@ import Lockstep
                                                 job: try Self.resolved(["schedule.decay=\"cosine\"", "run.epochs=8"]))
         #expect(cosine.map(\.key) == ["run.epochs"] && cosine.first?.verdict == .warning)
         #expect(try Self.verdicts(["run.epochs=8"])["run.epochs"] == .accepted)
+    }
+
+    /// A checkpoint written before [augment] and [loss] existed has neither section: it trained
+    /// with their defaults, so the same job resumes it without a difference, and one that sets
+    /// them is told so against the default.
+    @Test func aCheckpointFromBeforeAugmentAndLossHadTheirDefaults() throws {
+        let full = try Self.resolved()
+        let older = String(full[..<full.range(of: "\n[augment]")!.lowerBound]) + "\n"
+        #expect(!older.contains("[augment]") && !older.contains("[loss]") && older.contains("[exchange]"))
+        #expect(ResumeContract.differences(checkpoint: older, job: full).isEmpty)
+        let smoothed = ResumeContract.differences(checkpoint: older, job: try Self.resolved(["loss.label_smoothing=0.1", "augment.flip=true"]))
+        #expect(smoothed.map(\.key) == ["augment.flip", "loss.label_smoothing"])
+        #expect(smoothed.map(\.checkpoint) == ["false", "0.0"] && smoothed.allSatisfy { $0.verdict == .warning })
     }
 
     @Test func differencesNameBothValues() throws {

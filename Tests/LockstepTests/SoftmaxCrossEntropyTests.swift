@@ -1,4 +1,5 @@
-// SoftmaxCrossEntropy: loss and gradient against Float64 log-sum-exp (large logits too), argmax counting.
+// SoftmaxCrossEntropy: loss and gradient against Float64 log-sum-exp (large logits too), argmax
+// counting, and label smoothing against a Float64 reference (ε = 0 bitwise the plain loss).
 import Testing
 import Lockstep
 #if canImport(Glibc)
@@ -69,6 +70,68 @@ import Glibc
         let b = Self.run(logits, [3], classes: 4, scale: 0.125)
         #expect(a.loss == b.loss)
         for (x, y) in zip(a.grad, b.grad) { #expect(isClose(Double(y), Double(x) * 0.125, abs: 1e-9, rel: 1e-6)) }
+    }
+
+    /// Label smoothing ε in Float64: target t = (1 − ε)·onehot + ε/K; a row's loss is
+    /// −Σ_k t_k·log p_k and its gradient (p − t)·scale.
+    static func smoothedReference(_ logits: [Float], _ labels: [Int32], classes: Int, scale: Double, eps: Double)
+        -> (loss: Double, grad: [Double]) {
+        var loss = 0.0
+        var grad = [Double](repeating: 0, count: logits.count)
+        for r in 0..<labels.count {
+            let z = logits[(r * classes)..<((r + 1) * classes)].map(Double.init)
+            let m = z.max()!
+            let logSum = m + log(z.reduce(0) { $0 + exp($1 - m) })
+            for k in 0..<classes {
+                let target = (k == Int(labels[r]) ? 1 - eps : 0) + eps / Double(classes)
+                let logP = z[k] - logSum
+                loss -= target * logP
+                grad[r * classes + k] = (exp(logP) - target) * scale
+            }
+        }
+        return (loss, grad)
+    }
+
+    @Test(arguments: [0.0, 0.1, 0.5])
+    func labelSmoothingMatchesFloat64(_ eps: Double) {
+        var rng = Xoshiro256(seed: 91)
+        for (rows, classes, spread) in [(6, 10, 4.0), (5, 3, 12.0), (8, 7, 1.0), (3, 2, 30.0)] {
+            let logits = uniformFloats(rows * classes, -spread, spread, rng: &rng)
+            let labels = (0..<rows).map { _ in Int32(rng.next(below: classes)) }
+            let scale = 1.0 / Double(rows)
+            var d = [Float](repeating: .nan, count: logits.count)
+            let loss = SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels, dlogits: &d, batch: rows,
+                                                           classes: classes, scale: Float(scale), labelSmoothing: Float(eps))
+            let ref = Self.smoothedReference(logits, labels, classes: classes, scale: scale, eps: eps)
+            // Float32 exp/log: 1e-5 relative on the loss (≤ ~60 here), 1e-6 absolute on gradients (≤ 1/3).
+            #expect(isClose(loss, ref.loss, abs: 1e-5, rel: 1e-5), "ε \(eps) K \(classes): loss \(loss) vs \(ref.loss)")
+            for (g, r) in zip(d, ref.grad) { #expect(isClose(Double(g), r, abs: 1e-6, rel: 1e-5), "ε \(eps) K \(classes): \(g) vs \(r)") }
+            // Each row of (p − t) still sums to zero (both sum to 1).
+            for r in 0..<rows {
+                #expect(abs(d[(r * classes)..<((r + 1) * classes)].reduce(0, +)) < 1e-6)
+            }
+            // The reference is PyTorch's form: (1 − ε)·(−log p_y) + ε·mean_k(−log p_k).
+            let plain = Self.reference(logits, labels, classes: classes, scale: 1).loss
+            let uniform = Self.smoothedReference(logits, labels, classes: classes, scale: 1, eps: 1).loss
+            #expect(isClose(ref.loss, (1 - eps) * plain + eps * uniform, abs: 1e-9, rel: 1e-12))
+        }
+    }
+
+    @Test func noSmoothingIsBitwiseThePlainLoss() {
+        var rng = Xoshiro256(seed: 5)
+        for classes in [2, 4, 10] {
+            let logits = uniformFloats(9 * classes, -20, 20, rng: &rng)
+            let labels = (0..<9).map { _ in Int32(rng.next(below: classes)) }
+            let plain = Self.run(logits, labels, classes: classes, scale: 0.125)
+            var d = [Float](repeating: .nan, count: logits.count)
+            let zero = SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: labels, dlogits: &d, batch: 9,
+                                                           classes: classes, scale: 0.125, labelSmoothing: 0)
+            #expect(zero.bitPattern == plain.loss.bitPattern)
+            #expect(d.map(\.bitPattern) == plain.grad.map(\.bitPattern))
+            // Evaluation's loss is the plain one whatever training smooths.
+            let eval = SoftmaxCrossEntropy.lossAndCorrect(logits: logits, labels: labels, batch: 9, classes: classes)
+            #expect(isClose(eval.loss, plain.loss, abs: 1e-9, rel: 1e-9))
+        }
     }
 
     @Test func lossAndCorrectCountsArgmax() {

@@ -155,6 +155,17 @@ extension MultiRank {
             Case(name: "L-BFGS with GSNR", mentions: ["gsnr.enabled", "L-BFGS"],
                  setup: jobText { optimizer("name = \"lbfgs\"\n\n[gsnr]\nenabled = true")($0) }),
             Case(name: "full batch that grows", mentions: ["batch.global", "\"full\"", "cannot grow"], setup: job("batch.global=\"full\"", "batch.schedule=\"increasing\"")),
+            // [augment] and [loss].
+            Case(name: "negative crop padding", mentions: ["augment.crop_padding", "at least 0"], setup: job("augment.crop_padding=-1")),
+            Case(name: "augmentation on flat samples", mentions: ["augment.flip = true", "image samples", "[20]"], setup: job("augment.flip=true")),
+            Case(name: "crop padding as large as the image", mentions: ["augment.crop_padding = 8", "image side 8", "at most 7"], setup: { dir in
+                try ConvInvariance.images(at: dir + "/data.h5", train: 48, test: 24)
+                try Scratch.job(at: "\(dir)/job.toml", data: dir + "/data.h5", out: "\(dir)/run")
+                return ["train", "\(dir)/job.toml", "--set", "augment.crop_padding=8"]
+            }),
+            Case(name: "augmentation with a full batch", mentions: ["augment.crop_padding = 1", "batch.global = \"full\""],
+                 setup: job("batch.global=\"full\"", "augment.crop_padding=1")),
+            Case(name: "label smoothing of 1", mentions: ["loss.label_smoothing", "less than 1"], setup: job("loss.label_smoothing=1")),
             // The data file.
             Case(name: "missing data file", mentions: ["/nonexistent/data.h5", "no such"], setup: job("data.file=\"/nonexistent/data.h5\"")),
             Case(name: "data file that is not HDF5", mentions: ["data.h5", "not an HDF5 file"], setup: { dir in

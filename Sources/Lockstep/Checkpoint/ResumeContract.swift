@@ -39,14 +39,27 @@ public enum ResumeContract {
         ("run.epochs", .accepted, "the run's length"),
         ("run.steps", .accepted, "the run's length"),
         ("exchange.", .accepted, "buckets change only the summation order"),
+        // The data order does not depend on them; the samples or the loss do, from here on.
+        ("augment.", .warning, "the training samples are augmented the new way from here on"),
+        ("loss.", .warning, "training continues with the new loss"),
         // Where the data is read from: its identity (sample count, fingerprint) is checked apart.
         ("data.", .accepted, "where the data is read from"),
         ("run.", .accepted, "how the run is logged, evaluated and checkpointed"),
     ]
 
+    /// Keys added to the resolved job after checkpoints without them were written, with the
+    /// value `resolvedTOML` writes for their default: absent from a checkpoint, a key had its
+    /// default there (the behaviour before it existed), so only a job that sets it differs.
+    static let addedLater: [String: String] = [
+        "augment.crop_padding": "0",
+        "augment.flip": "false",
+        "loss.label_smoothing": "0.0",
+    ]
+
     /// The differences between two resolved jobs (`Job.resolvedTOML`), in key order.
     public static func differences(checkpoint: String, job: String) -> [Difference] {
-        let old = keys(of: checkpoint), new = keys(of: job)
+        let old = keys(of: checkpoint).merging(addedLater) { stored, _ in stored }
+        let new = keys(of: job).merging(addedLater) { stored, _ in stored }
         let changes = Set(old.keys).union(new.keys).sorted().filter { old[$0] != new[$0] }
         var result = changes.map { key -> Difference in
             let rule = rules.first { key.hasPrefix($0.prefix) } ?? (key, .error, "this lockstep has no rule for it")

@@ -87,6 +87,10 @@ public struct Job: Equatable, Sendable {
     public var gsnr: GSNRSettings?
     /// `[exchange] bucket_mb`: bucket size of the overlapped gradient exchange (0: one allreduce after backward).
     public var bucketMegabytes: Double
+    /// `[augment]`: random crop and flip of each minibatch training sample (identity by default).
+    public var augment: Augmentation
+    /// `[loss] label_smoothing`: ε of the training loss's smoothed target (0: plain cross-entropy).
+    public var labelSmoothing: Double
 
     /// Parses and validates TOML `text` (from `source`, for messages) with `overrides` ("key=value").
     public static func parse(_ text: String, source: String, overrides: [String] = []) throws -> Job {
@@ -245,7 +249,38 @@ public struct Job: Equatable, Sendable {
         }
         try e.finish()
 
+        let a = try root.section("augment")
+        augment = Augmentation(cropPadding: try a.int("crop_padding", default: 0, min: 0),
+                               flip: try a.bool("flip", default: false))
+        if batch.full, let key = augment.firstSetKey {
+            // A full batch is read in contiguous passes straight from the split (and L-BFGS on it
+            // needs one fixed objective): there is no per-step sample to draw for.
+            throw LockstepError.usage("\(key): augmentation is drawn per minibatch sample, and batch.global = \"full\" trains on the split as it is: remove the [augment] keys or set a numeric batch.global")
+        }
+        // The image side is known once the data is open: validate(sampleShape:).
+        try a.finish()
+
+        let l = try root.section("loss")
+        labelSmoothing = try l.double("label_smoothing", default: 0, min: 0)
+        if labelSmoothing >= 1 {
+            throw LockstepError.usage("\(l.prefix).label_smoothing = \(labelSmoothing): must be less than 1 (at 1 the target is uniform whatever the label): use a value in [0, 1), e.g. 0.1")
+        }
+        try l.finish()
+
         try root.finish()
+    }
+
+    /// Checks what depends on the training samples' shape: augmentation needs images ([H, W] or
+    /// [C, H, W]) whose sides are larger than the crop padding.
+    public func validate(sampleShape: [Int]) throws {
+        guard let key = augment.firstSetKey else { return }
+        guard let image = Augmentation.image(sampleShape) else {
+            throw LockstepError.usage("\(key): augmentation needs image samples ([H, W] or [C, H, W]), and \(data.file) has samples of shape \(sampleShape): remove the [augment] keys or store the features as images")
+        }
+        let side = min(image.height, image.width)
+        if augment.cropPadding >= side {
+            throw LockstepError.usage("augment.crop_padding = \(augment.cropPadding): must be less than the image side \(side) (samples \(sampleShape)): use at most \(side - 1)")
+        }
     }
 
     /// Whether the GSNR multiplier gets its own momentum (β3): with the Adam-family bases.

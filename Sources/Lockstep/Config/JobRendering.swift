@@ -96,7 +96,9 @@ extension Job {
                       "eps = \(gsnr.epsilon)",
                       "beta3 = \(gsnr.beta3)"]
         }
-        lines += ["", "[exchange]", "bucket_mb = \(bucketMegabytes)"]
+        lines += ["", "[exchange]", "bucket_mb = \(bucketMegabytes)",
+                  "", "[augment]", "crop_padding = \(augment.cropPadding)", "flip = \(augment.flip)",
+                  "", "[loss]", "label_smoothing = \(labelSmoothing)"]
         return lines.joined(separator: "\n") + "\n"
     }
 }

@@ -39,6 +39,11 @@ public struct TrainerConfiguration {
     public let overlap: Bool
     /// What a non-finite loss does (`run.nonfinite`).
     public let nonfinite: NonFinitePolicy
+    /// `[augment]`: what the batch loader does to each minibatch sample (never to evaluation or
+    /// full-batch passes).
+    public let augmentation: Augmentation
+    /// `loss.label_smoothing` ε of the training loss (evaluation's loss is unsmoothed).
+    public let labelSmoothing: Float
     /// Whether this rank wants the job to stop (read once per exchange).
     public let stopRequested: @Sendable () -> Bool
 
@@ -48,6 +53,7 @@ public struct TrainerConfiguration {
     fileprivate init(method: StepMethod, schedule: LearningRateSchedule, seed: UInt64, batchSchedule: BatchSchedule,
                      largestBatch: Int, microBatch: Int?, fullBatch: Bool, gsnr: GSNRSettings?, gsnrMomentum: Bool,
                      bucketMegabytes: Double, overlap: Bool, nonfinite: NonFinitePolicy,
+                     augmentation: Augmentation, labelSmoothing: Float,
                      stopRequested: @escaping @Sendable () -> Bool) {
         self.method = method
         self.schedule = schedule
@@ -61,6 +67,8 @@ public struct TrainerConfiguration {
         self.bucketMegabytes = bucketMegabytes
         self.overlap = overlap
         self.nonfinite = nonfinite
+        self.augmentation = augmentation
+        self.labelSmoothing = labelSmoothing
         self.stopRequested = stopRequested
     }
 }
@@ -73,6 +81,8 @@ extension Job {
     /// L-BFGS, the full batch).
     public func trainerConfiguration(for network: Network, trainSamples: Int, probeBucketMegabytes: Double? = nil,
                                      stopRequested: @escaping @Sendable () -> Bool = { StopSignal.received != 0 }) throws -> TrainerConfiguration {
+        // The network's input is the data's sample shape: augmentation must fit it.
+        try validate(sampleShape: network.inputShape)
         let method = optimizer.method(for: network, seed: run.seed,
                                       stepsPerEpoch: EpochOrder.stepsPerEpoch(samples: trainSamples, globalBatch: batch.global))
         let overlapApplies = optimizer.name != .lbfgs && !batch.full
@@ -81,6 +91,7 @@ extension Job {
                                     batchSchedule: batch.schedule, largestBatch: try largestBatch(trainSamples: trainSamples),
                                     microBatch: batch.micro, fullBatch: batch.full, gsnr: gsnr, gsnrMomentum: gsnrMomentum,
                                     bucketMegabytes: probing ? probeBucketMegabytes! : bucketMegabytes, overlap: !probing,
-                                    nonfinite: run.nonfinite, stopRequested: stopRequested)
+                                    nonfinite: run.nonfinite, augmentation: augment, labelSmoothing: Float(labelSmoothing),
+                                    stopRequested: stopRequested)
     }
 }

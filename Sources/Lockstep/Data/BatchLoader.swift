@@ -8,6 +8,9 @@
 // only after waiting for that gather (the semaphores order the accesses).
 //
 // The rows are gathered exactly as a synchronous gather would, so prefetching changes no number.
+// With `[augment]` the loader then augments the gathered rows in place (Augmentation.swift):
+// each sample's draws depend on (seed, epoch, dataset row) only, so a window gathered on any rank,
+// prefetched or not, holds the same samples.
 
 #if canImport(Glibc)
 import Glibc
@@ -28,6 +31,8 @@ public final class BatchLoader: @unchecked Sendable {
 
     private let data: any DataSource
     private let seed: UInt64
+    /// Augments each gathered batch in place (nil: the rows as gathered).
+    private let augmenter: Augmenter?
     private let capacity: Int
     private let inputs: [FloatBuffer]
     private let labels: [UnsafeMutablePointer<Int32>]
@@ -49,10 +54,13 @@ public final class BatchLoader: @unchecked Sendable {
     private var thread = pthread_t()
     private var stopping = false
 
-    /// Batches of up to `capacity` rows of `data`, in the order of `EpochOrder.permutation(seed:)`.
-    public init(data: any DataSource, seed: UInt64, capacity: Int) {
+    /// Batches of up to `capacity` rows of `data`, in the order of `EpochOrder.permutation(seed:)`,
+    /// augmented by `augmentation` with draws from the same seed (`data` must then hold images
+    /// that fit it: `Job.validate(sampleShape:)`).
+    public init(data: any DataSource, seed: UInt64, capacity: Int, augmentation: Augmentation = .none) {
         self.data = data
         self.seed = seed
+        augmenter = augmentation.isIdentity ? nil : Augmenter(augmentation, seed: seed, sampleShape: data.sampleShape)
         self.capacity = capacity
         inputs = (0..<2).map { _ in FloatBuffer(count: capacity * data.width) }
         labels = (0..<2).map { _ in .allocate(capacity: max(capacity, 1)) }
@@ -151,7 +159,9 @@ public final class BatchLoader: @unchecked Sendable {
             orderEpoch = key.epoch
         }
         order.withUnsafeBufferPointer { all in
-            data.gather(UnsafeBufferPointer(rebasing: all[key.window]), x: inputs[slot].pointer, y: labels[slot])
+            let rows = UnsafeBufferPointer(rebasing: all[key.window])
+            data.gather(rows, x: inputs[slot].pointer, y: labels[slot])
+            augmenter?.apply(inputs[slot].pointer, rows: rows, epoch: key.epoch)
         }
         held[slot] = key
     }

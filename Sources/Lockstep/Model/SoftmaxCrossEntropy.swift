@@ -1,16 +1,27 @@
-// Softmax cross-entropy over logits [batch, classes] with integer labels: the loss of every model.
+// Softmax cross-entropy over logits [batch, classes] with integer labels: the loss of every model
+// (training's optionally label-smoothed, `[loss]`; evaluation's always plain).
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 public enum SoftmaxCrossEntropy {
-    /// Writes dL/dlogits = (softmax − onehot) · `scale` into `dlogits` and returns Σ_rows −log p[label]
-    /// (unscaled, in Float64). With `scale` = 1/B_global the allreduced gradient is the global mean.
+    /// Writes dL/dlogits = (softmax − target) · `scale` into `dlogits` and returns Σ_rows of the
+    /// row's loss (unscaled, in Float64). With `scale` = 1/B_global the allreduced gradient is the
+    /// global mean.
+    ///
+    /// `labelSmoothing` ε (in [0, 1)): the target is (1 − ε)·onehot + ε/K over K classes, and a
+    /// row's loss is (1 − ε)·(−log p[label]) + ε·mean_k(−log p[k]) (PyTorch's
+    /// `CrossEntropyLoss(label_smoothing: ε)`). ε = 0 is the plain cross-entropy −log p[label],
+    /// computed exactly as without the parameter.
     public static func lossAndGradient(logits: UnsafePointer<Float>, labels: UnsafePointer<Int32>,
                                        dlogits: UnsafeMutablePointer<Float>, batch: Int, classes: Int,
-                                       scale: Float) -> Double {
+                                       scale: Float, labelSmoothing: Float = 0) -> Double {
         var total = 0.0
+        let smoothing = labelSmoothing != 0
+        let eps = Double(labelSmoothing)
+        // ε/K and (1 − ε) of the gradient, already scaled.
+        let spread = scale * (labelSmoothing / Float(classes)), onLabel = scale * (1 - labelSmoothing)
         for row in 0..<batch {
             let z = logits + row * classes
             let d = dlogits + row * classes
@@ -24,10 +35,21 @@ public enum SoftmaxCrossEntropy {
             }
             let label = Int(labels[row])
             // −log softmax[label] = log Σ exp(z − zmax) − (z[label] − zmax), stable for large logits.
-            total += Double(logf(sum) - (z[label] - zmax))
+            let nll = logf(sum) - (z[label] - zmax)
             let inv = scale / sum
             for j in 0..<classes { d[j] *= inv }
-            d[label] -= scale
+            if smoothing {
+                // mean_k(−log p[k]) = log Σ exp(z − zmax) − mean_k(z[k] − zmax), summed in Float64.
+                var shifted = 0.0
+                for j in 0..<classes { shifted += Double(z[j] - zmax) }
+                let meanNLL = Double(logf(sum)) - shifted / Double(classes)
+                total += (1 - eps) * Double(nll) + eps * meanNLL
+                for j in 0..<classes { d[j] -= spread }
+                d[label] -= onLabel
+            } else {
+                total += Double(nll)
+                d[label] -= scale
+            }
         }
         return total
     }

@@ -60,6 +60,7 @@ public enum TrainingRun {
             }
             job.resolve(trainSamples: train.count)
             try job.validate(worldSize: comm.size, trainSamples: train.count)
+            try job.validate(sampleShape: train.sampleShape)
             if let steps = options.stopAfter, steps < 1 {
                 throw LockstepError.usage("--stop-after must be at least 1")
             }
@@ -146,6 +147,12 @@ public enum TrainingRun {
             // One entry per run of equal batches: "epochs 0–39: 8, epochs 40–79: 32, ...".
             let segments = try job.plan(trainSamples: train.count).segments
             say("batch schedule: " + segments.map { ($0.epochs == 1 ? "epoch \($0.firstEpoch)" : "epochs \($0.firstEpoch)–\($0.lastEpoch)") + ": \($0.batch)" }.joined(separator: ", "))
+        }
+        if !job.augment.isIdentity || job.labelSmoothing > 0 {
+            let augment = [job.augment.cropPadding > 0 ? "random crops (padding \(job.augment.cropPadding))" : nil,
+                           job.augment.flip ? "random horizontal flips" : nil].compactMap { $0 }
+            let smoothing = job.labelSmoothing > 0 ? ["label smoothing \(job.labelSmoothing) (test loss unsmoothed)"] : []
+            say("training: " + (augment + smoothing).joined(separator: ", "))
         }
         if shared[1] > 0 {
             say("data: one copy per node in MPI shared memory, \(MemoryBudget.describe(Int(shared[0] / shared[1]))) on each of \(shared[1]) node(s) (\(shared[0]) bytes in all windows)")

@@ -15,6 +15,8 @@ final class BatchPasses {
     private let groupsPerRank: Int
     let fullBatch: Bool
     private let stopRequested: @Sendable () -> Bool
+    /// ε of the training loss (`loss.label_smoothing`); evaluation's loss is unsmoothed.
+    private let labelSmoothing: Float
     /// Gathers each step's rows ahead of time (nil with a full batch, which reads as it goes).
     private let loader: BatchLoader?
     private let input: FloatBuffer
@@ -32,7 +34,12 @@ final class BatchPasses {
         groupsPerRank = c.groupsPerRank
         fullBatch = c.fullBatch
         stopRequested = c.stopRequested
-        loader = c.fullBatch ? nil : BatchLoader(data: train, seed: c.seed, capacity: c.largestBatch / comm.size)
+        labelSmoothing = c.labelSmoothing
+        // Augmentation lives in the loader only: full-batch passes, the full-gradient measurement
+        // and evaluation read rows as they are (Job refuses [augment] with a full batch).
+        precondition(!c.fullBatch || c.augmentation.isIdentity, "validated by Job: no augmentation with a full batch")
+        loader = c.fullBatch ? nil : BatchLoader(data: train, seed: c.seed, capacity: c.largestBatch / comm.size,
+                                                 augmentation: c.augmentation)
         // Sized once for the largest pass of the run.
         capacity = StepShape.passRows(largestBatch: c.largestBatch, ranks: comm.size, groupsPerRank: c.groupsPerRank,
                                       microBatch: c.microBatch, fullBatch: c.fullBatch)
@@ -126,14 +133,16 @@ final class BatchPasses {
         return lossSum
     }
 
-    /// Forward and the loss over `rows` samples x with labels y, leaving dL/dlogits for backward.
+    /// Forward and the training loss (label-smoothed if the job says so) over `rows` samples x
+    /// with labels y, leaving dL/dlogits for backward.
     private func forwardLoss(x: UnsafePointer<Float>, y: UnsafePointer<Int32>, rows: Int, scale: Float) -> Double {
         let logits = network.forward(x, batch: rows)
         return SoftmaxCrossEntropy.lossAndGradient(logits: logits, labels: y, dlogits: network.logitGradient, batch: rows,
-                                                   classes: network.classes, scale: scale)
+                                                   classes: network.classes, scale: scale, labelSmoothing: labelSmoothing)
     }
 
-    /// ‖∇f(w)‖ over the whole training set and the mean training loss (docs/algorithms.md §4): one
+    /// ‖∇f(w)‖ over the whole training set and the mean training loss (docs/algorithms.md §4), of
+    /// the training objective (label-smoothed if the job says so, never augmented): one
     /// extra deterministic pass (no update, nothing random), each rank a contiguous slice, one
     /// allreduce of [gradient, loss] in the network's gradient buffer (`layout`).
     func fullGradient(layout: ExchangeLayout) -> (norm: Double, loss: Double) {
@@ -146,7 +155,8 @@ final class BatchPasses {
         return (Norms.l2(network.gradients.pointer, layout.parameters), Double(network.gradients.pointer[layout.loss]) / Double(n))
     }
 
-    /// Accuracy and mean loss over a whole split; each rank takes a contiguous slice, sums are allreduced.
+    /// Accuracy and mean plain cross-entropy (unsmoothed, unaugmented) over a whole split; each
+    /// rank takes a contiguous slice, sums are allreduced.
     func evaluate(_ data: any DataSource) -> (accuracy: Double, loss: Double) {
         let start = data.count * comm.rank / comm.size
         let end = data.count * (comm.rank + 1) / comm.size
