@@ -180,63 +180,127 @@ struct NetworkSize {
     }
 
     init(inputShape: [Int], layers: [LayerSpec]) {
-        func mul(_ a: Int, _ b: Int) -> Int? {
-            let (r, o) = a.multipliedReportingOverflow(by: b)
-            return o ? nil : r
-        }
-        func add(_ a: Int, _ b: Int) -> Int? {
-            let (r, o) = a.addingReportingOverflow(b)
-            return o ? nil : r
-        }
-        func product(_ xs: [Int]) -> Int? { xs.reduce(1 as Int?) { acc, x in acc.flatMap { mul($0, x) } } }
-        func addWork(_ w: Int?) { work = work.flatMap { a in w.flatMap { add(a, $0) } } }
-
         var shape = inputShape
         var total = 0
+        if walk(layers, shape: &shape, total: &total) { parameters = total }
+    }
+
+    private static func mul(_ a: Int, _ b: Int) -> Int? {
+        let (r, o) = a.multipliedReportingOverflow(by: b)
+        return o ? nil : r
+    }
+    private static func add(_ a: Int, _ b: Int) -> Int? {
+        let (r, o) = a.addingReportingOverflow(b)
+        return o ? nil : r
+    }
+    private static func product(_ xs: [Int]) -> Int? { xs.reduce(1 as Int?) { acc, x in acc.flatMap { mul($0, x) } } }
+
+    /// [C, H, W] of an image shape ([H, W] is one channel); nil for flat samples.
+    private static func image(_ shape: [Int]) -> (c: Int, h: Int, w: Int)? {
+        switch shape.count {
+        case 2: return (1, shape[0], shape[1])
+        case 3: return (shape[0], shape[1], shape[2])
+        default: return nil
+        }
+    }
+
+    /// Walks `layers` from `shape`, adding parameters to `total`; false when the walk ends early
+    /// (a verdict, or a layer Network throws at: `parameters` is then nil).
+    private mutating func walk(_ layers: [LayerSpec], shape: inout [Int], total: inout Int) -> Bool {
+        let (mul, add, product) = (Self.mul, Self.add, Self.product)
+        func addWork(_ w: Int?) { work = work.flatMap { a in w.flatMap { add(a, $0) } } }
+        func addParameters(_ p: Int?, _ at: String) -> Bool {
+            guard let p, let t = add(total, p) else { verdict = .overflows("\(at): the parameter count"); return false }
+            total = t
+            return true
+        }
+        /// A BatchNorm of `kind` over `c` channels of `plane` values: Network throws for a group
+        /// with one value per channel (BatchNorm.Kind.make).
+        func batchNorm(_ kind: BatchNorm.Kind, c: Int, plane: Int, _ at: String) -> Bool {
+            if kind.statistics == .group && (mul(kind.group, plane) ?? Int.max) < 2 { parameters = nil; return false }
+            return addParameters(mul(2, c), at)
+        }
+
         for (index, spec) in layers.enumerated() {
             let at = "model.layers.\(index) (\(spec.type)) on \(shape)"
             switch spec.type {
             case "dense":
-                guard let inputs = product(shape) else { verdict = .overflows("\(at): the input width"); return }
-                guard let weights = mul(inputs, spec.units) else { verdict = .overflows("\(at): the weight count"); return }
-                guard let p = add(weights, spec.units), let t = add(total, p) else { verdict = .overflows("\(at): the parameter count"); return }
-                total = t
+                let bias = (spec.kind as? Dense.Kind)?.bias ?? true
+                guard let inputs = product(shape) else { verdict = .overflows("\(at): the input width"); return false }
+                guard let weights = mul(inputs, spec.units) else { verdict = .overflows("\(at): the weight count"); return false }
+                guard addParameters(add(weights, bias ? spec.units : 0), at) else { return false }
                 addWork(weights)
                 shape = [spec.units]
             case "conv2d", "maxpool", "avgpool":
-                let c, h, w: Int
-                switch shape.count {
-                case 2: (c, h, w) = (1, shape[0], shape[1])
-                case 3: (c, h, w) = (shape[0], shape[1], shape[2])
-                default: parameters = nil; return   // Network throws here (not an image).
-                }
+                guard let (c, h, w) = Self.image(shape) else { parameters = nil; return false }   // Network throws here (not an image).
                 guard let twoPad = mul(2, spec.padding), let side = add(min(h, w), twoPad) else {
-                    verdict = .overflows("\(at): the padded side"); return
+                    verdict = .overflows("\(at): the padded side"); return false
                 }
-                guard spec.kernel <= side else { parameters = nil; return }   // Network throws here.
-                guard let ph = add(h, twoPad), let pw = add(w, twoPad) else { verdict = .overflows("\(at): the padded image"); return }
+                guard spec.kernel <= side else { parameters = nil; return false }   // Network throws here.
+                guard let ph = add(h, twoPad), let pw = add(w, twoPad) else { verdict = .overflows("\(at): the padded image"); return false }
                 let oh = (ph - spec.kernel) / spec.stride + 1
                 let ow = (pw - spec.kernel) / spec.stride + 1
                 let window = mul(spec.kernel, spec.kernel)
                 if spec.type == "conv2d" {
+                    let bias = (spec.kind as? Conv2d.Kind)?.bias ?? true
                     guard let window, let patch = mul(c, window), let weights = mul(spec.channels, patch) else {
-                        verdict = .overflows("\(at): the weight count"); return
+                        verdict = .overflows("\(at): the weight count"); return false
                     }
-                    guard let p = add(weights, spec.channels), let t = add(total, p) else { verdict = .overflows("\(at): the parameter count"); return }
-                    total = t
+                    guard addParameters(add(weights, bias ? spec.channels : 0), at) else { return false }
                     addWork(mul(oh, ow).flatMap { mul(weights, $0) })
                     shape = [spec.channels, oh, ow]
                 } else {
                     addWork(product([c, oh, ow]).flatMap { cells in window.flatMap { mul(cells, $0) } })
                     shape = [c, oh, ow]
                 }
+            case "batchnorm":
+                guard let kind = spec.kind as? BatchNorm.Kind else { parameters = nil; return false }
+                let (c, plane) = Self.image(shape).map { ($0.c, $0.h * $0.w) } ?? (product(shape) ?? Int.max, 1)
+                guard batchNorm(kind, c: c, plane: plane, at) else { return false }
+                addWork(product(shape))
+            case "globalavgpool":
+                guard let (c, _, _) = Self.image(shape) else { parameters = nil; return false }
+                addWork(product(shape))
+                shape = [c]
+            case "dropout":
+                addWork(product(shape))
+            case "residual":
+                guard let kind = spec.kind as? Residual.Kind, let (c, h, w) = Self.image(shape) else { parameters = nil; return false }
+                let output: (c: Int, h: Int, w: Int)
+                let project: Bool
+                switch kind.form {
+                case let .basic(channels, stride, _):
+                    // conv3×3 (stride, padding 1) – BN – conv3×3 – BN, no biases.
+                    let (oh, ow) = ((h - 1) / stride + 1, (w - 1) / stride + 1)
+                    guard let w1 = product([channels, c, 9]), let w2 = product([channels, channels, 9]),
+                          addParameters(add(w1, w2), at) else { verdict = .overflows("\(at): the weight count"); return false }
+                    guard batchNorm(kind.norm, c: channels, plane: oh * ow, at), batchNorm(kind.norm, c: channels, plane: oh * ow, at) else { return false }
+                    addWork(product([w1 + w2, oh, ow]))
+                    output = (channels, oh, ow)
+                    project = stride != 1 || channels != c
+                case let .layers(inner, projection):
+                    var innerShape = [c, h, w]
+                    guard walk(inner, shape: &innerShape, total: &total) else { return false }
+                    guard let out = innerShape.count == 3 ? Self.image(innerShape) : nil else { parameters = nil; return false }
+                    if !projection && (out.c, out.h, out.w) != (c, h, w) { parameters = nil; return false }
+                    output = out
+                    project = projection
+                }
+                if project {
+                    guard let stride = (1...max(h, 1)).first(where: { (h - 1) / $0 + 1 == output.h && (w - 1) / $0 + 1 == output.w }) else {
+                        parameters = nil; return false
+                    }
+                    _ = stride
+                    guard addParameters(mul(output.c, c), at), batchNorm(kind.norm, c: output.c, plane: output.h * output.w, at) else { return false }
+                }
+                shape = [output.c, output.h, output.w]
             default:
                 parameters = nil
-                return
+                return false
             }
-            guard let width = product(shape) else { verdict = .overflows("\(at): the output width"); return }
-            if width > Self.maxWidth || total > Self.maxParameters { verdict = .tooLarge; return }
+            guard let width = product(shape) else { verdict = .overflows("\(at): the output width"); return false }
+            if width > Self.maxWidth || total > Self.maxParameters { verdict = .tooLarge; return false }
         }
-        parameters = total
+        return true
     }
 }
