@@ -1,5 +1,5 @@
 // What a job's BatchNorm layers need from its batch shape, checked with the rest of the launch
-// (Job.validate), and what the run's first line says about them (docs/algorithms.md §7).
+// (Job.validate), and what the run's first line says about them (docs/algorithms.md §8.9).
 
 extension Job {
     /// Every BatchNorm the model makes, with the job key that sets its group.

@@ -3,7 +3,7 @@
 //   y = γ · (x − μ) / √(σ² + ε) + β      (then ReLU when `activation = "relu"`, fused: no extra pass)
 //
 // μ and σ² (biased) are the statistics of a group of samples while training, the running ones in
-// evaluation. Which samples form a group is the `stats` key (docs/algorithms.md §7):
+// evaluation. Which samples form a group is the `stats` key (docs/algorithms.md §8.9):
 //
 //   group    consecutive `group` samples of the global batch ("ghost" BatchNorm, Goyal et al.'s
 //            n = 32). Every rank's share is a whole number of groups, so 1 or p ranks normalise

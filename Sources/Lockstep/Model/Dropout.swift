@@ -2,7 +2,7 @@
 // 1/(1 − rate), or zeroed; in evaluation y = x. The mask of a value depends only on the job seed,
 // the step, the sample's position in the step's global batch, the layer and the value's index
 // (PassContext), never on the rank or the rank count: 1 or p ranks drop the same values
-// (docs/algorithms.md §7). The draw is a counter-based hash (SplitMix64's finaliser), so no
+// (docs/algorithms.md §8.10). The draw is a counter-based hash (SplitMix64's finaliser), so no
 // generator state needs checkpointing and resume is bitwise by construction.
 
 public final class Dropout: Layer {

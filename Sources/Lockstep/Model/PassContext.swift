@@ -1,6 +1,6 @@
 // What a training pass's layers may need beyond their input: the job seed, the step, and where
 // the pass's first row sits in the epoch's order. Dropout keys its masks by them, so a sample
-// gets the same mask on any rank count (docs/algorithms.md §7). One per network, shared by its
+// gets the same mask on any rank count (docs/algorithms.md §8.10). One per network, shared by its
 // layers; the trainer's passes set it before each forward, which costs a few stores.
 
 public final class PassContext {
