@@ -1,6 +1,8 @@
 """The PyTorch peer of `lockstep bench`: the models of jobs/fashion-mlp.toml (784-256-128-10, ReLU)
 or jobs/fashion-cnn.toml (conv 16@3x3 pad 1, ReLU, maxpool 2, conv 32@3x3 pad 1, ReLU, maxpool 2,
-dense 128, dense 10), batch 128, SGD with Nesterov momentum 0.9 and weight decay 5e-4, float32,
+dense 128, dense 10) or jobs/fashion-resnet.toml (stem conv 16@3x3 without bias + BN + ReLU, basic
+blocks at 16, 32 (stride 2), 64 (stride 2) with projection shortcuts, global average pool, dense 10;
+BatchNorm over each process's batch, as DDP does), batch 128, SGD with Nesterov momentum 0.9 and weight decay 5e-4, float32,
 on CPU with one thread per process, on 1 process or on N processes with DistributedDataParallel
 over gloo. Prints the step time in ms (the second half of the steps, the slowest rank's time)."""
 import argparse, os, time
@@ -16,7 +18,25 @@ def load(path, image, split="train", stats=None):
     x = (x - mean) / std                  # data.normalization = "standardize" (training-set statistics)
     return torch.from_numpy(x), torch.from_numpy(y), (mean, std)
 
+class Block(torch.nn.Module):
+    """He et al.'s basic block, as Lockstep's { type = "residual", channels = cout, stride = stride }."""
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        nn = torch.nn
+        self.main = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                                  nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                         if stride != 1 or cin != cout else nn.Identity())
+
+    def forward(self, x):
+        return torch.relu(self.main(x) + self.shortcut(x))
+
 def model(kind):
+    if kind == "resnet":
+        nn = torch.nn
+        return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
+                             Block(16, 16, 1), Block(16, 32, 2), Block(32, 64, 2),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
     if kind == "cnn":
         return torch.nn.Sequential(
             torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
@@ -32,7 +52,7 @@ def train(rank, ranks, args):
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
         os.environ.setdefault("MASTER_PORT", "29517")
         dist.init_process_group("gloo", rank=rank, world_size=ranks)
-    x, y, stats = load(args.data, args.model == "cnn")
+    x, y, stats = load(args.data, args.model != "mlp")
     net = model(args.model)
     if ranks > 1:
         net = torch.nn.parallel.DistributedDataParallel(net)
@@ -65,7 +85,7 @@ def train_to(rank, ranks, args, net, opt, loss_fn, x, y, stats, local):
     """The job's schedule (cosine decay over `epochs`, a new permutation per epoch), evaluating on
     the test set after every epoch; prints the training seconds (evaluation excluded) until the
     test accuracy first reaches `target`, or "not reached"."""
-    tx, ty, _ = load(args.data, args.model == "cnn", "test", stats)
+    tx, ty, _ = load(args.data, args.model != "mlp", "test", stats)
     steps_per_epoch = x.shape[0] // args.batch
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=args.epochs * steps_per_epoch)
     trained = 0.0
@@ -94,7 +114,7 @@ def train_to(rank, ranks, args, net, opt, loss_fn, x, y, stats, local):
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
-    p.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
+    p.add_argument("--model", choices=["mlp", "cnn", "resnet"], default="mlp")
     p.add_argument("--ranks", type=int, default=1)
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--batch", type=int, default=128)
