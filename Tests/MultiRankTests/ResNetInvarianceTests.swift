@@ -1,5 +1,5 @@
 // The ResNet layers keep the contract under real mpirun: BatchNorm with group or global
-// statistics, residual blocks and dropout train the same on 1, 2 and 4 ranks (losses,
+// statistics, residual blocks, dropout and augmentation (random crops) train the same on 1, 2 and 4 ranks (losses,
 // parameters and running statistics within 1e-4), group statistics cost no collective beyond the
 // step's one, a stop and resume is bitwise (running statistics included), local statistics say on
 // the first line that they break invariance, and a group that does not divide a rank's pass is a
@@ -28,7 +28,7 @@ extension MultiRank {
             """
         }
 
-        /// Writes the job (ConvInvariance's 8×8 images, batch 32, 20 steps) and runs it.
+        /// Writes the job (ConvInvariance's 8×8 images, batch 32, 20 steps, random crops) and runs it.
         /// `stopAt`: the step whose checkpoint to read (the last, unless the run is told to stop earlier).
         static func train(_ dir: String, _ name: String, ranks: Int?, stats: String = "group", steps: Int = 20,
                           stopAt: Int? = nil, extra: [String] = []) throws -> (Launch, [(Int, Double)], [String: [Float]]) {
@@ -38,7 +38,9 @@ extension MultiRank {
                             optimizer: "lr = 0.05\nmomentum = 0.9\nweight_decay = 1e-4")
             let text = try String(contentsOfFile: path, encoding: .utf8)
             let mlp = try #require(text.split(separator: "\n").first { $0.hasPrefix("layers =") })
-            try text.replacingOccurrences(of: String(mlp), with: layers(stats)).write(toFile: path, atomically: true, encoding: .utf8)
+            // Random crops of the zero-padded image (no flips: the class is the blob's quadrant).
+            try (text.replacingOccurrences(of: String(mlp), with: layers(stats)) + "\n[augment]\ncrop_padding = 1\n")
+                .write(toFile: path, atomically: true, encoding: .utf8)
             let launch = try Launcher.run(ranks: ranks, ["train", path] + extra + (stopAt.map { ["--stop-after", "\($0)"] } ?? []))
             #expect(launch.exitCode == 0, "\(name): \(launch.stderr)")
             guard launch.exitCode == 0 else { return (launch, [], [:]) }
@@ -69,6 +71,31 @@ extension MultiRank {
             #expect(try Self.collectives("\(dir)/four") == [perStep])
             #expect(two.0.stdout.contains(stats == "group" ? "group statistics over 4 samples" : "\(2 * 6) more collectives per step"),
                     "\(two.0.stdout)")
+        }
+
+        /// The running statistics ride in the top bucket's slots: buckets end bitwise where one
+        /// allreduce per step leaves 2 ranks.
+        @Test func bucketsCarryTheStatisticsBitwise() throws {
+            let dir = try Scratch.folder("resnet-buckets")
+            try ConvInvariance.images(at: dir + "/images.h5")
+            let single = try Self.train(dir, "single", ranks: 2)
+            let buckets = try Self.train(dir, "buckets", ranks: 2, extra: ["--set", "exchange.bucket_mb=0.0001"])
+            #expect(buckets.0.stdout.contains("buckets overlapped with backward"), "\(buckets.0.stdout)")
+            #expect(!single.2.isEmpty && Set(single.2.keys) == Set(buckets.2.keys))
+            for (path, values) in single.2 {
+                #expect(bitPatterns(values) == bitPatterns(buckets.2[path] ?? []), "\(path) differs")
+            }
+        }
+
+        /// GSNR's gradient groups (4 in all: 1 rank × 4, 2 ranks × 2) with BatchNorm groups inside
+        /// them: the statistics are copied into the moments buffer and the runs agree.
+        @Test func gsnrGroupsWithBatchNormAgree() throws {
+            let dir = try Scratch.folder("resnet-gsnr")
+            try ConvInvariance.images(at: dir + "/images.h5")
+            let one = try Self.train(dir, "one", ranks: nil, extra: ["--set", "gsnr.enabled=true", "--set", "gsnr.groups_per_rank=4"])
+            let two = try Self.train(dir, "two", ranks: 2, extra: ["--set", "gsnr.enabled=true", "--set", "gsnr.groups_per_rank=2"])
+            #expect(one.2["/model/bn0/running_var"] != [Float](repeating: 1, count: 4), "running statistics never moved")
+            OptimizerInvariance.expectClose((one.1, one.2), (two.1, two.2), tolerance: 1e-4, "VR-SGD ResNet 1 vs 2 ranks")
         }
 
         @Test func stopAndResumeIsBitwise() throws {
