@@ -182,19 +182,8 @@ struct ReferenceResNet {
         let theta = f.network.parameters.array.map(Double.init), x64 = f.x.map(Double.init)
         #expect(isClose(lossSum / Double(Self.batch), f.reference.loss(theta, x: x64, labels: f.labels, batch: Self.batch), abs: 1e-6, rel: 1e-5))
         let analytic = Array(f.network.gradients.buffer)
-        let h = 1e-6
-        var checked = 0
-        for view in f.network.views {
-            for i in view.offset..<(view.offset + view.count) {
-                var plus = theta, minus = theta
-                plus[i] += h
-                minus[i] -= h
-                let numeric = (f.reference.loss(plus, x: x64, labels: f.labels, batch: Self.batch)
-                               - f.reference.loss(minus, x: x64, labels: f.labels, batch: Self.batch)) / (2 * h)
-                #expect(isClose(Double(analytic[i]), numeric, abs: 1e-4, rel: 1e-3),
-                        "\(statistics): d loss / d \(view.path)[\(i - view.offset)]: analytic \(analytic[i]), finite difference \(numeric)")
-                checked += 1
-            }
+        let checked = expectFiniteDifferences(analytic, theta: theta, views: f.network.views, "\(statistics): ") {
+            f.reference.loss($0, x: x64, labels: f.labels, batch: Self.batch)
         }
         #expect(checked == f.network.parameterCount)
     }

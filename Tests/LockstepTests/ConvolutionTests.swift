@@ -220,18 +220,8 @@ import Glibc
         let theta = f.theta, x64 = f.x64
         #expect(isClose(lossSum / Double(Self.batch), f.reference.loss(theta, x: x64, labels: f.labels, batch: Self.batch), abs: 1e-6, rel: 1e-5))
         let analytic = Array(f.network.gradients.buffer)
-        let h = 1e-6
-        for view in f.network.views {
-            for i in view.offset..<(view.offset + view.count) {
-                var plus = theta, minus = theta
-                plus[i] += h
-                minus[i] -= h
-                let numeric = (f.reference.loss(plus, x: x64, labels: f.labels, batch: Self.batch)
-                               - f.reference.loss(minus, x: x64, labels: f.labels, batch: Self.batch)) / (2 * h)
-                // The analytic gradient is Float32: 1e-4 absolute + 1e-3 relative.
-                #expect(isClose(Double(analytic[i]), numeric, abs: 1e-4, rel: 1e-3),
-                        "d loss / d \(view.path)[\(i - view.offset)]: analytic \(analytic[i]), finite difference \(numeric)")
-            }
+        expectFiniteDifferences(analytic, theta: theta, views: f.network.views) {
+            f.reference.loss($0, x: x64, labels: f.labels, batch: Self.batch)
         }
         // Not vacuous: the convolutions' gradients are alive.
         for view in f.network.views where view.layer.hasPrefix("conv") && view.spec.isWeight {

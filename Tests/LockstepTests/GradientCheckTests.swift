@@ -176,21 +176,8 @@ struct ReferenceMLP {
         Self.analytic(f.network, x: f.x[...], labels: f.labels[...], scaleBatch: Self.batch, accumulate: false)
         let analytic = Array(f.network.gradients.buffer)
         let theta = f.theta, x64 = f.x64
-        let h = 1e-6
-        var checked = 0
-        for view in f.network.views {
-            for i in view.offset..<(view.offset + view.count) {
-                var plus = theta, minus = theta
-                plus[i] += h
-                minus[i] -= h
-                // Central difference in Float64: truncation O(h²) and rounding ~1e-10, far below tolerance.
-                let numeric = (f.reference.loss(plus, x: x64, labels: f.labels, batch: Self.batch)
-                               - f.reference.loss(minus, x: x64, labels: f.labels, batch: Self.batch)) / (2 * h)
-                // The analytic gradient is Float32: 1e-4 absolute + 1e-3 relative.
-                #expect(isClose(Double(analytic[i]), numeric, abs: 1e-4, rel: 1e-3),
-                        "d loss / d \(view.path)[\(i - view.offset)]: analytic \(analytic[i]), finite difference \(numeric)")
-                checked += 1
-            }
+        let checked = expectFiniteDifferences(analytic, theta: theta, views: f.network.views) {
+            f.reference.loss($0, x: x64, labels: f.labels, batch: Self.batch)
         }
         #expect(checked == 74)
         // Guard against a vacuous pass: the gradient is not all (near) zero.

@@ -96,3 +96,26 @@ func uniformFloats(_ count: Int, _ lo: Double, _ hi: Double, rng: inout Xoshiro2
 func isClose(_ a: Double, _ b: Double, abs: Double, rel: Double) -> Bool {
     Swift.abs(a - b) <= abs + rel * Swift.abs(b)
 }
+
+/// Checks every parameter's analytic (Float32) gradient against a Float64 central difference of
+/// `loss` at `theta` (h = 1e-6: truncation O(h²) and rounding ~1e-10, far below the tolerance of
+/// 1e-4 absolute + 1e-3 relative the Float32 gradient gets). Returns how many were checked.
+@discardableResult
+func expectFiniteDifferences(_ analytic: [Float], theta: [Double], views: [ParameterView], _ label: String = "",
+                             loss: ([Double]) -> Double, sourceLocation: SourceLocation = #_sourceLocation) -> Int {
+    let h = 1e-6
+    var checked = 0
+    for view in views {
+        for i in view.offset..<(view.offset + view.count) {
+            var plus = theta, minus = theta
+            plus[i] += h
+            minus[i] -= h
+            let numeric = (loss(plus) - loss(minus)) / (2 * h)
+            #expect(isClose(Double(analytic[i]), numeric, abs: 1e-4, rel: 1e-3),
+                    "\(label)d loss / d \(view.path)[\(i - view.offset)]: analytic \(analytic[i]), finite difference \(numeric)",
+                    sourceLocation: sourceLocation)
+            checked += 1
+        }
+    }
+    return checked
+}

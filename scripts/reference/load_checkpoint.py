@@ -19,24 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
-class Block(nn.Module):
-    """{ type = "residual", channels = C, stride = s }: Lockstep's basic block, with its names."""
-
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.project = stride != 1 or cin != cout
-        if self.project:
-            self.shortcut_conv = nn.Conv2d(cin, cout, 1, stride, 0, bias=False)
-            self.shortcut_bn = nn.BatchNorm2d(cout)
-
-    def forward(self, x):
-        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        return F.relu(y + (self.shortcut_bn(self.shortcut_conv(x)) if self.project else x))
+from lockstep_modules import Block
 
 
 class Net(nn.Module):

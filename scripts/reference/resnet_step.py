@@ -23,27 +23,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from lockstep_modules import Block
+
 torch.manual_seed(0)
 torch.set_default_dtype(torch.float32)
 BATCH, LR, MOMENTUM, DECAY = 8, 0.1, 0.9, 1e-3
-
-
-class Block(nn.Module):
-    def __init__(self, cin, cout, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.project = stride != 1 or cin != cout
-        if self.project:
-            self.shortcut_conv = nn.Conv2d(cin, cout, 1, stride, 0, bias=False)
-            self.shortcut_bn = nn.BatchNorm2d(cout)
-
-    def forward(self, x):
-        y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        s = self.shortcut_bn(self.shortcut_conv(x)) if self.project else x
-        return F.relu(y + s)
 
 
 class Net(nn.Module):
