@@ -87,17 +87,20 @@ import Glibc
         var testDescription: String { "\(channels)×\(size)×\(size) → \(out) ch, k\(kernel) s\(stride) p\(padding)\(bias ? "" : ", no bias")" }
     }
 
+    // K = Cin·k·k ≥ Conv2d.minimumChunkedPatch, so the layers chunk; the last one stays per sample.
     static let batchedCases = [
-        BatchedCase(channels: 3, size: 7, out: 4, kernel: 3, stride: 1, padding: 1, bias: true),
-        BatchedCase(channels: 3, size: 7, out: 4, kernel: 3, stride: 2, padding: 1, bias: false),
-        BatchedCase(channels: 4, size: 5, out: 6, kernel: 1, stride: 1, padding: 0, bias: true),
-        BatchedCase(channels: 4, size: 6, out: 8, kernel: 1, stride: 2, padding: 0, bias: false),
+        BatchedCase(channels: 4, size: 7, out: 5, kernel: 3, stride: 1, padding: 1, bias: true),
+        BatchedCase(channels: 4, size: 7, out: 4, kernel: 3, stride: 2, padding: 1, bias: false),
+        BatchedCase(channels: 32, size: 5, out: 6, kernel: 1, stride: 1, padding: 0, bias: true),
+        BatchedCase(channels: 32, size: 6, out: 8, kernel: 1, stride: 2, padding: 0, bias: false),
         BatchedCase(channels: 2, size: 5, out: 3, kernel: 5, stride: 3, padding: 2, bias: true),
+        BatchedCase(channels: 1, size: 6, out: 3, kernel: 3, stride: 1, padding: 1, bias: true),
     ]
 
     /// A batch in one pass (one GEMM each way), and in chunks of 2 (2 + 2 + 1, so a chunk boundary
-    /// and a lone last sample), give the y, dx and gradients of the samples run one at a time.
-    /// The three layers share one workspace, as a network's conv layers do.
+    /// and a lone last sample), give the y, dx and gradients of the samples run one at a time
+    /// (a layer with K below Conv2d.minimumChunkedPatch runs per sample anyway). The three layers
+    /// share one workspace, as a network's conv layers do.
     @Test(arguments: batchedCases)
     func batchedPassMatchesSampleBySample(_ t: BatchedCase) {
         let rows = 5
@@ -127,7 +130,8 @@ import Glibc
         single.reserve(batch: 1)
         whole.reserve(batch: rows)
         chunked.reserve(batch: rows)
-        #expect(single.chunk == 1 && whole.chunk == rows && chunked.chunk == 2)
+        let chunks = t.channels * t.kernel * t.kernel >= Conv2d.minimumChunkedPatch
+        #expect(single.chunk == 1 && whole.chunk == (chunks ? rows : 1) && chunked.chunk == (chunks ? 2 : 1))
 
         let x = uniformFloats(rows * single.inputWidth, -1, 1, rng: &rng)
         let dy = uniformFloats(rows * single.outputWidth, -1, 1, rng: &rng)

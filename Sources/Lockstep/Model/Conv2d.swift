@@ -39,10 +39,13 @@ public final class Conv2d: Layer {
 
     /// The column matrices, shared with the other conv layers the same builder made; sized by `reserve`.
     public let workspace: ConvWorkspace
-    /// Floats one chunk's column matrix may take (the default, 2²¹, is 8 MB); a chunk is at least
-    /// one sample. Set it before `reserve`; 0 makes every chunk one sample (the per-sample form).
+    /// Floats one chunk's column matrix may take (the default, 2¹⁷, is 512 KB, half a core's L2 here);
+    /// a chunk is at least one sample. Set it before `reserve`; 0 makes every chunk one sample.
     public var columnBudget = Conv2d.defaultColumnBudget
-    public static let defaultColumnBudget = 1 << 21
+    public static let defaultColumnBudget = 1 << 17
+    /// Layers with fewer rows per column (K) than this run one sample at a time whatever the
+    /// budget: their GEMM is K multiply-adds per output, too few to pay for staging the output.
+    public static let minimumChunkedPatch = 32
     /// Samples per chunk (one GEMM each way), from `reserve`; 0 before it.
     public private(set) var chunk = 0
     private var reservedBatch = 0
@@ -101,7 +104,7 @@ public final class Conv2d: Layer {
 
     public func reserve(batch: Int) {
         reservedBatch = max(reservedBatch, batch, 1)
-        chunk = max(1, min(reservedBatch, columnBudget / (patch * pixels)))
+        chunk = patch < Self.minimumChunkedPatch ? 1 : max(1, min(reservedBatch, columnBudget / (patch * pixels)))
         workspace.reserve(columns: patch * chunk * pixels, staging: chunk > 1 ? output.channels * chunk * pixels : 0)
     }
 
