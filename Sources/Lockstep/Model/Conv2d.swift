@@ -1,19 +1,29 @@
 // 2-D convolution (cross-correlation, as PyTorch's Conv2d) over NCHW samples with zero padding,
-// computed as one GEMM per sample over an im2col matrix:
+// computed as GEMMs over an im2col matrix of a chunk of n samples side by side (column b·P + p):
 //
-//   col(x_b)[K, P]  K = Cin·k·k (one row per weight of a filter), P = Hout·Wout (one column per output pixel)
-//   y_b[Cout, P]    = W[Cout, K] · col(x_b) + b          (lands directly in NCHW order)
-//   dW[Cout, K]    += dy_b[Cout, P] · col(x_b)ᵀ
-//   dcol[K, P]      = Wᵀ[K, Cout] · dy_b[Cout, P];  dx_b = col2im(dcol)   (overlapping windows add up)
+//   col[K, n·P]      K = Cin·k·k (one row per weight of a filter), P = Hout·Wout (output pixels per sample)
+//   Y'[Cout, n·P]    = W[Cout, K] · col;  y[b][c][p] = Y'[c][b·P + p] + bias[c]   (scattered to NCHW)
+//   dW[Cout, K]     += dY'[Cout, n·P] · colᵀ                                      (dY' gathered from dy)
+//   dcol[K, n·P]     = Wᵀ[K, Cout] · dY';  dx_b = col2im(dcol's columns of b)      (overlapping windows add up)
 //
 // W is stored [Cout, Cin, k, k] (PyTorch's layout), which is the [Cout, K] matrix above with K
-// ordered (c, ki, kj), the order im2col writes its rows in.
+// ordered (c, ki, kj), the order im2col writes its rows in. A chunk of one sample needs no
+// scatter or gather: y_b and dy_b are Y' and dY' themselves.
 //
-// Why one sample at a time rather than one GEMM over the whole batch: a sample's column matrix
-// (144 × 196 floats = 113 KB for the second conv of jobs/fashion-cnn.toml) stays in cache between
-// im2col and the GEMM that reads it, and the output needs no transpose. Backward rebuilds the
-// column matrix instead of keeping the batch's (B times the memory): that costs a K·P copy next
-// to the GEMM's Cout·K·P multiply-adds. So the work buffers are one sample's, whatever the batch.
+// How many samples a chunk holds: as many as keep col within `columnBudget` (512 KB by default),
+// at least one; and one alone when K < 32. Measured at batch 64 with one OpenBLAS thread on this
+// project's 2-core EPYC (1 MB L2 per core; loaded by other work; medians of 25 and of 35
+// interleaved rounds), forward + backward of the conv layers of jobs/fashion-resnet.toml, and in
+// brackets jobs/fashion-cnn.toml: one sample at a time 134 and 145 ms (13.1 and 14.3 ms); 512 KB
+// chunks 4 and 2 % faster (2 % slower, 2 % faster), within the noise; 8 MB chunks 17–35 %
+// (21–24 %) slower; the whole batch in one GEMM each way 45–55 % (13–18 %) slower. A column
+// matrix larger than L2 goes out to memory between im2col and the GEMM (and between the dcol
+// GEMM and col2im), and OpenBLAS already runs one sample's GEMM (n = P ≥ 49 columns) at about
+// 75 GFLOP/s, so bigger GEMMs buy nothing. Below K = 32 a GEMM does too little per
+// output (K multiply-adds) to pay for the scatter and gather: the K = 9 first layers ran 15–90 %
+// slower in chunks, K = 16 no faster. Backward rebuilds the column matrix instead of keeping
+// forward's (B times the memory). The buffers are one ConvWorkspace shared by the network's conv
+// layers (they run one at a time), so they take the largest layer's chunk, not one per layer.
 //
 // Without a bias (`bias = false`: a conv followed by BatchNorm, whose β makes one redundant, as
 // in every ResNet) the layer has only its weight tensor.
