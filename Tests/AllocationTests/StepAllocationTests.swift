@@ -1,8 +1,9 @@
 // "No allocation in the step": after warm-up steps, forward, backward, exchange and update
 // allocate nothing, for every optimizer family, with GSNR, with micro-batch accumulation, with
-// the full batch, with conv and pooling layers, with augmentation and label smoothing, and across
-// an epoch boundary (the data order is regenerated in place). The malloc family is interposed in the test binary (AllocationCounter)
-// and counted on this thread only.
+// the full batch, with conv and pooling layers (one sample or a chunk of samples per GEMM), with
+// augmentation and label smoothing, and across an epoch boundary (the data order is regenerated
+// in place). The malloc family is interposed in the test binary (AllocationCounter) and counted
+// on this thread only.
 // One process (an MPI singleton): the exchange still goes through Communicator.allreduce.
 
 import AllocationCounter
@@ -85,6 +86,17 @@ import Testing
         allocation_counting(0)
         #expect(allocation_count() == 0, "\(allocation_count()) allocations in 30 steps of:\n\(sections)")
         #expect(trainer.position.step == 33)
+    }
+
+    /// Conv layers in chunks of samples (K ≥ 32; the middle one's Y' is 64 × 480 with K = 36, past
+    /// OpenBLAS's small-matrix sizes, so its forward GEMM takes β = 0), with one BLAS thread as
+    /// on every rank of a multi-rank run: with more, OpenBLAS's threaded driver mallocs on each
+    /// call it splits across them, whatever the layer.
+    @Test func chunkedConvolutionStepsAllocateNothing() throws {
+        let threads = Gemm.threads
+        Gemm.setThreads(1)
+        defer { Gemm.setThreads(threads) }
+        try stepsAllocateNothingAfterWarmUp("[optimizer]\nlr = 0.05\nmomentum = 0.9\n[model]\nlayers = [{ type = \"conv2d\", channels = 4, kernel = 3, padding = 1 }, { type = \"conv2d\", channels = 64, kernel = 3, padding = 1, bias = false }, { type = \"conv2d\", channels = 4, kernel = 3, padding = 1 }, { units = 4 }]")
     }
 
     /// The loader's gather and augmentation on this thread (a batch asked for without a

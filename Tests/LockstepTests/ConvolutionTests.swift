@@ -1,7 +1,8 @@
 // Convolution and pooling: forward against a direct Float64 convolution, finite-difference gradient
 // checks (in Float64, as GradientCheckTests) of Conv2d, MaxPool2d, AvgPool2d and a conv→pool→dense
-// network, the shapes a network builds from an image sample, and the [model] keys of a CNN job.
-// The references live in ConvolutionReference.swift.
+// network, a batch in one pass or in chunks against its samples one at a time, the shapes a
+// network builds from an image sample, and the [model] keys of a CNN job. The references live
+// in ConvolutionReference.swift.
 import Testing
 import Lockstep
 #if canImport(Glibc)
@@ -79,6 +80,97 @@ import Glibc
         // accumulate: true adds the same gradient again.
         conv.backward(x: x, y: y, dy: c, dx: nil, batch: rows, accumulate: true)
         for (a, b) in zip(g, grads.array) { #expect(isClose(Double(b), 2 * Double(a), abs: 1e-6, rel: 1e-5)) }
+    }
+
+    struct BatchedCase: CustomTestStringConvertible, Sendable {
+        let channels: Int, size: Int, out: Int, kernel: Int, stride: Int, padding: Int, bias: Bool
+        var testDescription: String { "\(channels)×\(size)×\(size) → \(out) ch, k\(kernel) s\(stride) p\(padding)\(bias ? "" : ", no bias")" }
+    }
+
+    // K = Cin·k·k ≥ Conv2d.minimumChunkedPatch, so the layers chunk; the last one stays per sample.
+    static let batchedCases = [
+        BatchedCase(channels: 4, size: 7, out: 5, kernel: 3, stride: 1, padding: 1, bias: true),
+        BatchedCase(channels: 4, size: 7, out: 4, kernel: 3, stride: 2, padding: 1, bias: false),
+        BatchedCase(channels: 32, size: 5, out: 6, kernel: 1, stride: 1, padding: 0, bias: true),
+        BatchedCase(channels: 32, size: 6, out: 8, kernel: 1, stride: 2, padding: 0, bias: false),
+        BatchedCase(channels: 2, size: 5, out: 3, kernel: 5, stride: 3, padding: 2, bias: true),
+        BatchedCase(channels: 1, size: 6, out: 3, kernel: 3, stride: 1, padding: 1, bias: true),
+    ]
+
+    /// A batch in one pass (one GEMM each way), and in chunks of 2 (2 + 2 + 1, so a chunk boundary
+    /// and a lone last sample), give the y, dx and gradients of the samples run one at a time
+    /// (a layer with K below Conv2d.minimumChunkedPatch runs per sample anyway). The three layers
+    /// share one workspace, as a network's conv layers do.
+    @Test(arguments: batchedCases)
+    func batchedPassMatchesSampleBySample(_ t: BatchedCase) {
+        let rows = 5
+        let input = ImageShape(channels: t.channels, height: t.size, width: t.size)
+        let workspace = ConvWorkspace()
+        final class Count { var reports = 0 }
+        let count = Count()
+        let progress = BackwardProgress()
+        progress.tick = { count.reports += 1 }
+        func make(budget: Int) -> Conv2d {
+            let conv = Conv2d(name: "c", input: input, channels: t.out, kernel: t.kernel, stride: t.stride, padding: t.padding,
+                              initialization: .he, bias: t.bias, progress: progress, workspace: workspace)
+            conv.columnBudget = budget
+            return conv
+        }
+        let single = make(budget: 0), whole = make(budget: Conv2d.defaultColumnBudget)
+        let columnsPerSample = t.channels * t.kernel * t.kernel * single.output.plane
+        let chunked = make(budget: 2 * columnsPerSample + 1)
+        let params = FloatBuffer(count: single.parameterCount)
+        var rng = Xoshiro256(seed: 91)
+        params.copy(from: uniformFloats(single.parameterCount, -1, 1, rng: &rng))
+        let grads = [single, whole, chunked].map { conv in
+            let g = FloatBuffer(count: conv.parameterCount)
+            conv.bind(parameters: params.pointer, gradients: g.pointer)
+            return g
+        }
+        single.reserve(batch: 1)
+        whole.reserve(batch: rows)
+        chunked.reserve(batch: rows)
+        let chunks = t.channels * t.kernel * t.kernel >= Conv2d.minimumChunkedPatch
+        #expect(single.chunk == 1 && whole.chunk == (chunks ? rows : 1) && chunked.chunk == (chunks ? 2 : 1))
+
+        let x = uniformFloats(rows * single.inputWidth, -1, 1, rng: &rng)
+        let dy = uniformFloats(rows * single.outputWidth, -1, 1, rng: &rng)
+        var y = [[Float]](repeating: [Float](repeating: .nan, count: rows * single.outputWidth), count: 3)
+        var dx = [[Float]](repeating: [Float](repeating: .nan, count: rows * single.inputWidth), count: 3)
+        x.withUnsafeBufferPointer { x in
+            dy.withUnsafeBufferPointer { dy in
+                let (xi, yo, dyi) = (single.inputWidth, single.outputWidth, single.outputWidth)
+                for b in 0..<rows {
+                    y[0].withUnsafeMutableBufferPointer { y in
+                        single.forward(x: x.baseAddress! + b * xi, y: y.baseAddress! + b * yo, batch: 1)
+                    }
+                    dx[0].withUnsafeMutableBufferPointer { dx in
+                        y[0].withUnsafeBufferPointer { y in
+                            single.backward(x: x.baseAddress! + b * xi, y: y.baseAddress! + b * yo, dy: dy.baseAddress! + b * dyi,
+                                            dx: dx.baseAddress! + b * xi, batch: 1, accumulate: b > 0)
+                        }
+                    }
+                }
+                for (i, conv) in [(1, whole), (2, chunked)] {
+                    count.reports = 0
+                    conv.forward(x: x.baseAddress!, y: &y[i], batch: rows)
+                    conv.backward(x: x.baseAddress!, y: y[i], dy: dy.baseAddress!, dx: &dx[i], batch: rows, accumulate: false)
+                    #expect(count.reports >= rows, "backward reports progress at least once per sample")
+                }
+            }
+        }
+        // Only the summation order differs: within 1e-5 of each tensor's largest entry.
+        func expectClose(_ got: [Float], _ want: [Float], _ what: String) {
+            let scale = Double(want.map { abs($0) }.max() ?? 0)
+            for (i, (g, w)) in zip(got, want).enumerated() {
+                #expect(isClose(Double(g), Double(w), abs: 1e-5 * scale, rel: 1e-5), "\(what)[\(i)]: \(g) vs one at a time \(w)")
+            }
+        }
+        for (i, what) in [(1, "whole batch"), (2, "chunks of 2")] {
+            expectClose(y[i], y[0], "\(what) y")
+            expectClose(dx[i], dx[0], "\(what) dx")
+            expectClose(grads[i].array, grads[0].array, "\(what) dθ")
+        }
     }
 
     struct PoolCase: CustomTestStringConvertible, Sendable {

@@ -1,19 +1,29 @@
 // 2-D convolution (cross-correlation, as PyTorch's Conv2d) over NCHW samples with zero padding,
-// computed as one GEMM per sample over an im2col matrix:
+// computed as GEMMs over an im2col matrix of a chunk of n samples side by side (column b·P + p):
 //
-//   col(x_b)[K, P]  K = Cin·k·k (one row per weight of a filter), P = Hout·Wout (one column per output pixel)
-//   y_b[Cout, P]    = W[Cout, K] · col(x_b) + b          (lands directly in NCHW order)
-//   dW[Cout, K]    += dy_b[Cout, P] · col(x_b)ᵀ
-//   dcol[K, P]      = Wᵀ[K, Cout] · dy_b[Cout, P];  dx_b = col2im(dcol)   (overlapping windows add up)
+//   col[K, n·P]      K = Cin·k·k (one row per weight of a filter), P = Hout·Wout (output pixels per sample)
+//   Y'[Cout, n·P]    = W[Cout, K] · col;  y[b][c][p] = Y'[c][b·P + p] + bias[c]   (scattered to NCHW)
+//   dW[Cout, K]     += dY'[Cout, n·P] · colᵀ                                      (dY' gathered from dy)
+//   dcol[K, n·P]     = Wᵀ[K, Cout] · dY';  dx_b = col2im(dcol's columns of b)      (overlapping windows add up)
 //
 // W is stored [Cout, Cin, k, k] (PyTorch's layout), which is the [Cout, K] matrix above with K
-// ordered (c, ki, kj), the order im2col writes its rows in.
+// ordered (c, ki, kj), the order im2col writes its rows in. A chunk of one sample needs no
+// scatter or gather: y_b and dy_b are Y' and dY' themselves.
 //
-// Why one sample at a time rather than one GEMM over the whole batch: a sample's column matrix
-// (144 × 196 floats = 113 KB for the second conv of jobs/fashion-cnn.toml) stays in cache between
-// im2col and the GEMM that reads it, and the output needs no transpose. Backward rebuilds the
-// column matrix instead of keeping the batch's (B times the memory): that costs a K·P copy next
-// to the GEMM's Cout·K·P multiply-adds. So the work buffers are one sample's, whatever the batch.
+// How many samples a chunk holds: as many as keep col within `columnBudget` (512 KB by default),
+// at least one; and one alone when K < 32. Measured at batch 64 with one OpenBLAS thread on this
+// project's 2-core EPYC (1 MB L2 per core; loaded by other work; medians of 25 and of 35
+// interleaved rounds), forward + backward of the conv layers of jobs/fashion-resnet.toml, and in
+// brackets jobs/fashion-cnn.toml: one sample at a time 134 and 145 ms (13.1 and 14.3 ms); 512 KB
+// chunks 4 and 2 % faster (2 % slower, 2 % faster), within the noise; 8 MB chunks 17–35 %
+// (21–24 %) slower; the whole batch in one GEMM each way 45–55 % (13–18 %) slower. A column
+// matrix larger than L2 goes out to memory between im2col and the GEMM (and between the dcol
+// GEMM and col2im), and OpenBLAS already runs one sample's GEMM (n = P ≥ 49 columns) at about
+// 75 GFLOP/s, so bigger GEMMs buy nothing. Below K = 32 a GEMM does too little per
+// output (K multiply-adds) to pay for the scatter and gather: the K = 9 first layers ran 15–90 %
+// slower in chunks, K = 16 no faster. Backward rebuilds the column matrix instead of keeping
+// forward's (B times the memory). The buffers are one ConvWorkspace shared by the network's conv
+// layers (they run one at a time), so they take the largest layer's chunk, not one per layer.
 //
 // Without a bias (`bias = false`: a conv followed by BatchNorm, whose β makes one redundant, as
 // in every ResNet) the layer has only its weight tensor.
@@ -36,19 +46,31 @@ public final class Conv2d: Layer {
     private var bias: UnsafeMutablePointer<Float>!
     private var weightGrad: UnsafeMutablePointer<Float>!
     private var biasGrad: UnsafeMutablePointer<Float>!
-    /// col(x_b) [K, P] and dL/dcol [K, P] of one sample; allocated by `reserve`.
-    private var columns: FloatBuffer?
-    private var columnGrad: FloatBuffer?
+
+    /// The column matrices, shared with the other conv layers the same builder made; sized by `reserve`.
+    public let workspace: ConvWorkspace
+    /// Floats one chunk's column matrix may take (the default, 2¹⁷, is 512 KB, half a core's L2 here);
+    /// a chunk is at least one sample. Set it before `reserve`; 0 makes every chunk one sample.
+    public var columnBudget = Conv2d.defaultColumnBudget
+    public static let defaultColumnBudget = 1 << 17
+    /// Layers with fewer rows per column (K) than this run one sample at a time whatever the
+    /// budget: their GEMM is K multiply-adds per output, too few to pay for staging the output.
+    public static let minimumChunkedPatch = 32
+    /// Samples per chunk (one GEMM each way), from `reserve`; 0 before it.
+    public private(set) var chunk = 0
+    private var reservedBatch = 0
 
     /// Rows of the column matrix (weights per filter).
     private var patch: Int { input.channels * kernel * kernel }
-    /// Columns of the column matrix (output pixels per channel).
+    /// Columns of the column matrix per sample (output pixels per channel).
     private var pixels: Int { output.plane }
 
     /// The shapes must fit (checked with a usage error where the network is built from a job).
     public init(name: String, input: ImageShape, channels: Int, kernel: Int, stride: Int = 1, padding: Int = 0,
-                initialization: Dense.Initialization, bias: Bool = true, progress: BackwardProgress = BackwardProgress()) {
+                initialization: Dense.Initialization, bias: Bool = true, progress: BackwardProgress = BackwardProgress(),
+                workspace: ConvWorkspace = ConvWorkspace()) {
         self.progress = progress
+        self.workspace = workspace
         hasBias = bias
         let height = ImageShape.windows(size: input.height, kernel: kernel, stride: stride, padding: padding)
         let width = ImageShape.windows(size: input.width, kernel: kernel, stride: stride, padding: padding)
@@ -91,59 +113,100 @@ public final class Conv2d: Layer {
     }
 
     public func reserve(batch: Int) {
-        guard columns == nil else { return }
-        columns = FloatBuffer(count: patch * pixels)
-        columnGrad = FloatBuffer(count: patch * pixels)
+        reservedBatch = max(reservedBatch, batch, 1)
+        chunk = patch < Self.minimumChunkedPatch ? 1 : max(1, min(reservedBatch, columnBudget / (patch * pixels)))
+        workspace.reserve(columns: patch * chunk * pixels, staging: chunk > 1 ? output.channels * chunk * pixels : 0)
     }
 
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, mode: LayerMode) {
-        guard let columns else { preconditionFailure("\(name): Network.reserve(batch:) was not called") }
+        precondition(chunk > 0, "\(name): Network.reserve(batch:) was not called")
         let (cout, k, p) = (output.channels, patch, pixels)
-        for b in 0..<batch {
-            let yb = y + b * outputWidth
-            im2col(x + b * inputWidth, columns.pointer)
-            // y_b[c, :] = bias[c] (or 0), then y_b += W · col. Never β = 0: OpenBLAS's small-matrix
-            // kernel for it (sgemm_small_kernel_b0_nn) calls malloc, once per call.
-            for c in 0..<cout { (yb + c * p).update(repeating: hasBias ? bias[c] : 0, count: p) }
-            Gemm.sgemm(transA: false, transB: false, m: cout, n: p, k: k,
-                       alpha: 1, a: weight, lda: k, b: columns.pointer, ldb: p,
-                       beta: 1, c: yb, ldc: p)
+        let col = workspace.columns.pointer, stage = workspace.staging.pointer
+        var first = 0
+        while first < batch {
+            let n = min(chunk, batch - first), width = n * p
+            for b in 0..<n { im2col(x + (first + b) * inputWidth, col + b * p, rowStride: width) }
+            if n == 1 {
+                // One sample: y_b[Cout, P] is Y' itself. y_b[c, :] = bias[c] (or 0), then y_b += W · col.
+                let yb = y + first * outputWidth
+                for c in 0..<cout { (yb + c * p).update(repeating: hasBias ? bias[c] : 0, count: p) }
+                Gemm.sgemm(transA: false, transB: false, m: cout, n: p, k: k,
+                           alpha: 1, a: weight, lda: k, b: col, ldb: p, beta: 1, c: yb, ldc: p)
+            } else {
+                // Y'[Cout, n·P] = W · col, then y[b][c][:] = Y'[c][b·P ..< (b+1)·P] + bias[c].
+                // β = 0 only where OpenBLAS's small-matrix kernels cannot be taken (m·n·k > 100³):
+                // its sgemm_small_kernel_b0_nn calls malloc, once per call.
+                let small = Double(cout) * Double(width) * Double(k) <= 1e6
+                if small { stage.update(repeating: 0, count: cout * width) }
+                Gemm.sgemm(transA: false, transB: false, m: cout, n: width, k: k,
+                           alpha: 1, a: weight, lda: k, b: col, ldb: width, beta: small ? 1 : 0, c: stage, ldc: width)
+                for b in 0..<n {
+                    let yb = y + (first + b) * outputWidth
+                    for c in 0..<cout {
+                        let src = stage + c * width + b * p, dst = yb + c * p
+                        let shift: Float = hasBias ? bias[c] : 0
+                        for i in 0..<p { dst[i] = src[i] + shift }
+                    }
+                }
+            }
+            first += n
         }
     }
 
-    /// Reported after each sample of backward (the network's, see BackwardProgress).
+    /// Reported after each sample's im2col and col2im and after each chunk's GEMMs (the
+    /// network's, see BackwardProgress).
     public let progress: BackwardProgress
 
     public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
                          dx: UnsafeMutablePointer<Float>?, batch: Int, accumulate: Bool) {
-        guard let columns, let columnGrad else { preconditionFailure("\(name): Network.reserve(batch:) was not called") }
+        precondition(chunk > 0, "\(name): Network.reserve(batch:) was not called")
         let (cout, k, p) = (output.channels, patch, pixels)
+        let col = workspace.columns.pointer, stage = workspace.staging.pointer
         if !accumulate {
             weightGrad.update(repeating: 0, count: cout * k)
             if hasBias { biasGrad.update(repeating: 0, count: cout) }
         }
-        for b in 0..<batch {
-            let dyb = dy + b * outputWidth
-            // db[c] += Σ_pixels dy_b[c, :]
+        var first = 0
+        while first < batch {
+            let n = min(chunk, batch - first), width = n * p
+            // dY'[Cout, n·P]: the chunk's dy with its samples side by side in each channel's row
+            // (one sample's dy_b is that already).
+            let dyc: UnsafePointer<Float>
+            if n == 1 {
+                dyc = dy + first * outputWidth
+            } else {
+                for b in 0..<n {
+                    let dyb = dy + (first + b) * outputWidth
+                    for c in 0..<cout { (stage + c * width + b * p).update(from: dyb + c * p, count: p) }
+                }
+                dyc = UnsafePointer(stage)
+            }
+            // db[c] += Σ dY'[c, :]
             for c in 0..<cout where hasBias {
-                let row = dyb + c * p
+                let row = dyc + c * width
                 var sum: Float = 0
-                for i in 0..<p { sum += row[i] }
+                for i in 0..<width { sum += row[i] }
                 biasGrad[c] += sum
             }
-            // dW[Cout×K] += dy_b[Cout×P] · col(x_b)ᵀ[P×K]
-            im2col(x + b * inputWidth, columns.pointer)
-            Gemm.sgemm(transA: false, transB: true, m: cout, n: k, k: p,
-                       alpha: 1, a: dyb, lda: p, b: columns.pointer, ldb: p,
-                       beta: 1, c: weightGrad, ldc: k)
-            // dcol[K×P] = Wᵀ[K×Cout] · dy_b[Cout×P], folded back onto the sample's pixels.
-            if let dx {
-                Gemm.sgemm(transA: true, transB: false, m: k, n: p, k: cout,
-                           alpha: 1, a: weight, lda: k, b: dyb, ldb: p,
-                           beta: 0, c: columnGrad.pointer, ldc: p)
-                col2im(columnGrad.pointer, dx + b * inputWidth)
+            // dW[Cout×K] += dY'[Cout×nP] · colᵀ[nP×K]
+            for b in 0..<n {
+                im2col(x + (first + b) * inputWidth, col + b * p, rowStride: width)
+                progress.report()
             }
+            Gemm.sgemm(transA: false, transB: true, m: cout, n: k, k: width,
+                       alpha: 1, a: dyc, lda: width, b: col, ldb: width, beta: 1, c: weightGrad, ldc: k)
             progress.report()
+            // dcol[K×nP] = Wᵀ[K×Cout] · dY'[Cout×nP] (over col, which dW has used), folded back
+            // onto each sample's pixels.
+            if let dx {
+                Gemm.sgemm(transA: true, transB: false, m: k, n: width, k: cout,
+                           alpha: 1, a: weight, lda: k, b: dyc, ldb: width, beta: 0, c: col, ldc: width)
+                for b in 0..<n {
+                    col2im(col + b * p, rowStride: width, dx + (first + b) * inputWidth)
+                    progress.report()
+                }
+            }
+            first += n
         }
     }
 
@@ -159,8 +222,9 @@ public final class Conv2d: Layer {
         return (lo, hi)
     }
 
-    /// col[K, P] ← the k×k patches of one sample x[C, H, W] (zeros where a patch overhangs the image).
-    private func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>) {
+    /// col[K, P] ← the k×k patches of one sample x[C, H, W] (zeros where a patch overhangs the
+    /// image), row r at `col + r · rowStride` (P for a sample alone, n·P for one of a chunk).
+    private func im2col(_ x: UnsafePointer<Float>, _ col: UnsafeMutablePointer<Float>, rowStride: Int) {
         let (h, w, oh, ow, s) = (input.height, input.width, output.height, output.width, stride)
         var row = col
         for c in 0..<input.channels {
@@ -182,14 +246,15 @@ public final class Conv2d: Layer {
                         }
                         for j in hi..<ow { dst[j] = 0 }
                     }
-                    row += oh * ow
+                    row += rowStride
                 }
             }
         }
     }
 
-    /// dx[C, H, W] ← Σ over the patches that read each pixel of dcol[K, P] (the adjoint of im2col).
-    private func col2im(_ col: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>) {
+    /// dx[C, H, W] ← Σ over the patches that read each pixel of dcol[K, P] (the adjoint of im2col;
+    /// rows `rowStride` apart, as there).
+    private func col2im(_ col: UnsafePointer<Float>, rowStride: Int, _ dx: UnsafeMutablePointer<Float>) {
         let (h, w, oh, ow, s) = (input.height, input.width, output.height, output.width, stride)
         dx.update(repeating: 0, count: input.count)
         var row = col
@@ -206,7 +271,7 @@ public final class Conv2d: Layer {
                         let dst = plane + ih * w
                         for j in lo..<hi { dst[j * s + offset] += src[j] }
                     }
-                    row += oh * ow
+                    row += rowStride
                 }
             }
         }
@@ -261,7 +326,8 @@ extension Conv2d {
         public func build(input: [Int], with builder: LayerBuilder) throws -> (layer: any Layer, output: [Int]) {
             let conv = Conv2d(name: builder.name("conv"), input: try builder.image(from: input, type: Self.type, kernel: kernel, padding: padding),
                               channels: channels, kernel: kernel, stride: stride, padding: padding,
-                              initialization: activation == .relu ? .he : .glorot, bias: bias, progress: builder.progress)
+                              initialization: activation == .relu ? .he : .glorot, bias: bias, progress: builder.progress,
+                              workspace: builder.convolution)
             return (conv, conv.output.dimensions)
         }
     }

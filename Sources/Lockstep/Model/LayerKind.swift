@@ -56,8 +56,8 @@ public enum LayerKinds {
 }
 
 /// What a descriptor's `build` gets from the network being built: where the entry is (for
-/// messages), the layer names handed out so far, the network's backward progress and pass
-/// context, and the communicator (for layers whose statistics span ranks).
+/// messages), the layer names handed out so far, the network's backward progress, pass context
+/// and convolution workspace, and the communicator (for layers whose statistics span ranks).
 public final class LayerBuilder {
     /// The entry's index in its list of layers.
     public internal(set) var index = 0
@@ -67,6 +67,8 @@ public final class LayerBuilder {
     public let progress: BackwardProgress
     /// Handed to layers that draw per sample (Dropout).
     public let pass: PassContext
+    /// Handed to every Conv2d, so the network's conv layers share one set of column buffers.
+    public let convolution: ConvWorkspace
     /// The ranks training together (BatchNorm with `stats = "global"`); nil: one process alone.
     public let communicator: Communicator?
     /// The job key of the list being built: "model.layers", or "model.layers.3.layers" inside a block.
@@ -76,9 +78,11 @@ public final class LayerBuilder {
     private let topIndex: Int?
     private var counts: [String: Int] = [:]
 
-    init(progress: BackwardProgress, pass: PassContext, communicator: Communicator?, list: String = "model.layers", topIndex: Int? = nil) {
+    init(progress: BackwardProgress, pass: PassContext, communicator: Communicator?, convolution: ConvWorkspace = ConvWorkspace(),
+         list: String = "model.layers", topIndex: Int? = nil) {
         self.progress = progress
         self.pass = pass
+        self.convolution = convolution
         self.communicator = communicator
         self.list = list
         self.topIndex = topIndex
@@ -93,7 +97,8 @@ public final class LayerBuilder {
     /// A builder for the layers a composite entry lists (`layers = [...]`): its own names, keys
     /// under the entry's.
     public func nested() -> LayerBuilder {
-        LayerBuilder(progress: progress, pass: pass, communicator: communicator, list: key + ".layers", topIndex: topLevelIndex)
+        LayerBuilder(progress: progress, pass: pass, communicator: communicator, convolution: convolution,
+                     list: key + ".layers", topIndex: topLevelIndex)
     }
 
     /// The next name for a layer of `prefix`: each prefix is numbered on its own ("dense0",

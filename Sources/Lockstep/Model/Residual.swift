@@ -209,14 +209,14 @@ extension Residual {
             switch form {
             case let .basic(channels, stride, zeroInitLast):
                 let conv1 = Conv2d(name: "conv1", input: image, channels: channels, kernel: 3, stride: stride, padding: 1,
-                                   initialization: .he, bias: false, progress: builder.progress)
+                                   initialization: .he, bias: false, progress: builder.progress, workspace: builder.convolution)
                 var second = norm
                 second.zeroInit = zeroInitLast
                 var first = norm
                 first.relu = true
                 let bn1 = try first.make(name: "bn1", channels: channels, plane: conv1.output.plane, key: key + ".bn_group", builder: builder)
                 let conv2 = Conv2d(name: "conv2", input: conv1.output, channels: channels, kernel: 3, stride: 1, padding: 1,
-                                   initialization: .he, bias: false, progress: builder.progress)
+                                   initialization: .he, bias: false, progress: builder.progress, workspace: builder.convolution)
                 let bn2 = try second.make(name: "bn2", channels: channels, plane: conv2.output.plane, key: key + ".bn_group", builder: builder)
                 main = [conv1, bn1, conv2, bn2]
                 output = conv2.output
@@ -245,7 +245,7 @@ extension Residual {
                     throw LockstepError.usage("\(key): no 1×1 convolution stride turns \(image) into the main path's \(output): keep the block's downsampling to a stride (e.g. a conv with stride 2)")
                 }
                 let conv = Conv2d(name: "shortcut_conv", input: image, channels: output.channels, kernel: 1, stride: stride, padding: 0,
-                                  initialization: .he, bias: false, progress: builder.progress)
+                                  initialization: .he, bias: false, progress: builder.progress, workspace: builder.convolution)
                 let bn = try norm.make(name: "shortcut_bn", channels: output.channels, plane: output.plane, key: key + ".bn_group", builder: builder)
                 shortcut = [conv, bn]
             }

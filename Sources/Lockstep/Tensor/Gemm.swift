@@ -39,4 +39,7 @@ public enum Gemm {
 
     /// Pins OpenBLAS to `n` threads. Under MPI each rank should use one (ranks already fill the cores).
     public static func setThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
+
+    /// The threads OpenBLAS uses now.
+    public static var threads: Int { Int(openblas_get_num_threads()) }
 }
