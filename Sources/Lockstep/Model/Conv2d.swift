@@ -127,19 +127,17 @@ public final class Conv2d: Layer {
             let n = min(chunk, batch - first), width = n * p
             for b in 0..<n { im2col(x + (first + b) * inputWidth, col + b * p, rowStride: width) }
             if n == 1 {
-                // One sample: y_b[Cout, P] is Y' itself. y_b[c, :] = bias[c] (or 0), then y_b += W · col.
+                // One sample: y_b[Cout, P] is Y' itself. y_b[c, :] = bias[c], then y_b += W · col
+                // (without a bias, y_b = W · col).
                 let yb = y + first * outputWidth
-                for c in 0..<cout { (yb + c * p).update(repeating: hasBias ? bias[c] : 0, count: p) }
+                if hasBias { for c in 0..<cout { (yb + c * p).update(repeating: bias[c], count: p) } }
                 Gemm.sgemm(transA: false, transB: false, m: cout, n: p, k: k,
-                           alpha: 1, a: weight, lda: k, b: col, ldb: p, beta: 1, c: yb, ldc: p)
+                           alpha: 1, a: weight, lda: k, b: col, ldb: p, beta: hasBias ? 1 : 0, c: yb, ldc: p)
             } else {
                 // Y'[Cout, n·P] = W · col, then y[b][c][:] = Y'[c][b·P ..< (b+1)·P] + bias[c].
-                // β = 0 only where OpenBLAS's small-matrix kernels cannot be taken (m·n·k > 100³):
-                // its sgemm_small_kernel_b0_nn calls malloc, once per call.
-                let small = Double(cout) * Double(width) * Double(k) <= 1e6
-                if small { stage.update(repeating: 0, count: cout * width) }
+                // (OpenBLAS's small-kernel malloc is avoided inside Gemm.sgemm, for any β.)
                 Gemm.sgemm(transA: false, transB: false, m: cout, n: width, k: k,
-                           alpha: 1, a: weight, lda: k, b: col, ldb: width, beta: small ? 1 : 0, c: stage, ldc: width)
+                           alpha: 1, a: weight, lda: k, b: col, ldb: width, beta: 0, c: stage, ldc: width)
                 for b in 0..<n {
                     let yb = y + (first + b) * outputWidth
                     for c in 0..<cout {

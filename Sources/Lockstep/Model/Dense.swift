@@ -50,15 +50,11 @@ public final class Dense: Layer {
     }
 
     public func forward(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, batch: Int, mode: LayerMode) {
-        // y[b, :] = bias (or 0), then y += x[b×in] · Wᵀ[in×out] (β = 1 always, as Conv2d).
-        if hasBias {
-            for row in 0..<batch { (y + row * outputWidth).update(from: bias, count: outputWidth) }
-        } else {
-            y.update(repeating: 0, count: batch * outputWidth)
-        }
+        // y[b, :] = bias, then y += x[b×in] · Wᵀ[in×out] (without a bias, y = x · Wᵀ).
+        if hasBias { for row in 0..<batch { (y + row * outputWidth).update(from: bias, count: outputWidth) } }
         Gemm.sgemm(transA: false, transB: true, m: batch, n: outputWidth, k: inputWidth,
                    alpha: 1, a: x, lda: inputWidth, b: weight, ldb: inputWidth,
-                   beta: 1, c: y, ldc: outputWidth)
+                   beta: hasBias ? 1 : 0, c: y, ldc: outputWidth)
     }
 
     public func backward(x: UnsafePointer<Float>, y: UnsafePointer<Float>, dy: UnsafePointer<Float>,
