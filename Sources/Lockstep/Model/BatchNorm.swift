@@ -331,21 +331,26 @@ extension BatchNorm {
             return "stats = \(quote(statistics.rawValue))\(grouping), eps = \(eps), momentum = \(momentum), activation = \(quote(relu ? "relu" : "identity")), zero_init = \(zeroInit)"
         }
 
+        /// What is normalised on per-sample shape `input`: channels of a [C, H, W] or [H, W]
+        /// image (one channel), each feature of a flat sample; and the values per channel.
+        static func channels(of input: [Int]) -> (channels: Int, plane: Int) {
+            switch input.count {
+            case 3: return (input[0], input[1] * input[2])
+            case 2: return (1, input[0] * input[1])
+            default: return (input.reduce(1, *), 1)
+            }
+        }
+
         public func parameterCount(input: [Int]) -> Int? {
-            let channels = input.count == 3 ? input[0] : (input.count == 2 ? 1 : input.reduce(1, *))
-            let (twice, overflow) = channels.multipliedReportingOverflow(by: 2)
+            // γ and β per channel.
+            let (twice, overflow) = Self.channels(of: input).channels.multipliedReportingOverflow(by: 2)
             return overflow ? nil : twice
         }
 
         public var batchNorms: [(key: String, kind: BatchNorm.Kind)] { [(".group", self)] }
 
         public func build(input: [Int], with builder: LayerBuilder) throws -> (layer: any Layer, output: [Int]) {
-            let (channels, plane): (Int, Int)
-            switch input.count {
-            case 3: (channels, plane) = (input[0], input[1] * input[2])
-            case 2: (channels, plane) = (1, input[0] * input[1])
-            default: (channels, plane) = (input.reduce(1, *), 1)
-            }
+            let (channels, plane) = Self.channels(of: input)
             let layer = try make(name: builder.name("bn"), channels: channels, plane: plane, key: builder.key, builder: builder)
             return (layer, input)
         }
