@@ -287,10 +287,10 @@ struct NetworkSize {
                     project = projection
                 }
                 if project {
-                    guard let stride = (1...max(h, 1)).first(where: { (h - 1) / $0 + 1 == output.h && (w - 1) / $0 + 1 == output.w }) else {
+                    // Network throws when no 1×1 stride lands on the main path's output.
+                    guard (1...max(h, 1)).contains(where: { (h - 1) / $0 + 1 == output.h && (w - 1) / $0 + 1 == output.w }) else {
                         parameters = nil; return false
                     }
-                    _ = stride
                     guard addParameters(mul(output.c, c), at), batchNorm(kind.norm, c: output.c, plane: output.h * output.w, at) else { return false }
                 }
                 shape = [output.c, output.h, output.w]
