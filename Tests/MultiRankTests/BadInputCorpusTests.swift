@@ -209,6 +209,23 @@ extension MultiRank {
                  setup: data { try writeSplits($0, trainY: valid(1200).1, trainYShape: [600, 2]) }),
             Case(name: "one-dimensional features", mentions: ["at least 2 dimensions"],
                  setup: data { try writeSplits($0, trainXShape: [12000]) }),
+            // data.validation and a stored validation split.
+            Case(name: "validation holding out every training row", mentions: ["data.validation", "600 of the 600", "hold out fewer"],
+                 setup: job("data.validation=600")),
+            Case(name: "validation fraction of 1.5", mentions: ["data.validation", "strictly between 0 and 1"], setup: job("data.validation=1.5")),
+            Case(name: "validation of 0 rows", mentions: ["data.validation", "at least 1"], setup: job("data.validation=0")),
+            Case(name: "validation rows and a stored validation split", mentions: ["data.validation", "already has a validation split", "/validation/x"],
+                 setup: { dir in
+                     try data { file in
+                         try writeSplits(file)
+                         try file.write("/validation/x", valid(40).0, shape: [40, 20])
+                         try file.write("/validation/y", valid(40).1, shape: [40])
+                     }(dir) + ["--set", "data.validation=50"]
+                 }),
+            Case(name: "half a stored validation split", mentions: ["data.validation_y", "/validation/y", "no such dataset"], setup: data { file in
+                try writeSplits(file)
+                try file.write("/validation/x", valid(40).0, shape: [40, 20])
+            }),
             // Checkpoints and run directories (an existing run must survive untouched).
             Case(name: "corrupt checkpoint", mentions: ["checksum mismatch", "corrupt"], setup: existingRun(then: { newest in
                 // Flip bytes inside a parameter tensor's raw data (found with h5py), not in HDF5's metadata.

@@ -39,6 +39,20 @@ public struct Job: Equatable, Sendable {
         /// `data.file_locking`: HDF5's file locking when opening the data (nil: the library's
         /// default, which honours HDF5_USE_FILE_LOCKING).
         public var fileLocking: Bool?
+        /// `data.validation`: training rows held out as the validation split (docs/data.md).
+        public var validation: HeldOut = .none
+        /// `data.validation_x`, `data.validation_y`: a validation split stored in the file, used
+        /// when both datasets exist.
+        public var validationX = "/validation/x", validationY = "/validation/y"
+        /// Whether the job named the validation datasets (then both must exist).
+        public var validationPathsGiven = false
+    }
+
+    /// `data.validation`: none, the last N training rows, or the last ⌈f·N⌉ of them.
+    public enum HeldOut: Equatable, Sendable {
+        case none
+        case rows(Int)
+        case fraction(Double)
     }
 
     /// How the ranks hold a dataset's splits.
@@ -153,7 +167,11 @@ public struct Job: Equatable, Sendable {
             normalization: try d.choice("normalization", default: Normalization.scale),
             load: try d.choice("load", default: DataLoad.memory),
             cacheMegabytes: try d.double("cache_mb", default: 64, min: 0, max: 1_000_000),
-            fileLocking: d.has("file_locking") ? try d.bool("file_locking", default: true) : nil)
+            fileLocking: d.has("file_locking") ? try d.bool("file_locking", default: true) : nil,
+            validation: try Self.heldOut(d),
+            validationX: try d.string("validation_x", default: "/validation/x"),
+            validationY: try d.string("validation_y", default: "/validation/y"),
+            validationPathsGiven: d.has("validation_x") || d.has("validation_y"))
         try d.finish()
 
         let m = try root.section("model")

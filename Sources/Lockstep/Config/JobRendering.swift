@@ -47,6 +47,7 @@ extension Job {
                   "load = \(q(data.load.rawValue))",
                   "cache_mb = \(data.cacheMegabytes)"]
             + (data.fileLocking.map { ["file_locking = \($0)"] } ?? [])
+            + validationLines(q)
             + ["",
                   "[model]",
                   "layers = ["]

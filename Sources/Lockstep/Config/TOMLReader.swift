@@ -33,6 +33,10 @@ public final class TOMLReader {
 
     public func has(_ name: String) -> Bool { table.contains(key: name) }
 
+    /// Whether `name` holds an integer rather than a float (keys that take either, such as
+    /// data.validation: a row count or a fraction).
+    public func holdsInteger(_ name: String) -> Bool { table[name]?.int != nil }
+
     private func value(_ name: String) -> TOMLValueConvertible? {
         used.insert(name)
         return table[name]

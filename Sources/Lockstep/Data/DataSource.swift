@@ -24,8 +24,9 @@ public protocol DataSource: AnyObject {
     /// Sets the affine normalisation applied by `gather`; `stats` (mean, std) come from the
     /// training split's `statistics()`.
     func normalize(_ mode: Normalization, stats: (mean: Double, std: Double)?)
-    /// Mean and standard deviation of all features after the uint8 scale, in Float64: the same on every rank.
-    func statistics() -> (mean: Double, std: Double)
+    /// Mean and standard deviation of the features of samples `rows` after the uint8 scale, in
+    /// Float64 and file order: the same on every rank and for every source.
+    func statistics(rows: Range<Int>) -> (mean: Double, std: Double)
 
     /// For sources that did not read (and check) every feature when they opened: rank `rank` of
     /// `ranks` reads its slice and returns its first sample with a NaN or an infinity.
@@ -41,6 +42,8 @@ public protocol DataSource: AnyObject {
 }
 
 extension DataSource {
+    /// The statistics of the whole split (what `normalization = "standardize"` uses).
+    public func statistics() -> (mean: Double, std: Double) { statistics(rows: 0..<count) }
     public func attach(comm: Communicator) throws {}
     public var nodeSharedBytes: Int { 0 }
     /// Sources that hold their features checked them on opening.

@@ -71,10 +71,15 @@ public final class Dataset: DataSource {
         (scale, shift) = FeatureArithmetic.affine(mode, stats: stats, isUInt8: isUInt8)
     }
 
-    /// Mean and standard deviation of all features after `scale` (computed in Float64, the same on every rank).
-    public func statistics() -> (mean: Double, std: Double) {
+    /// Mean and standard deviation of the features of `rows` after `scale` (computed in Float64, the same on every rank).
+    public func statistics(rows: Range<Int>) -> (mean: Double, std: Double) {
         var moments = FeatureArithmetic.Moments()
-        if isUInt8 { bytes.withUnsafeBufferPointer { moments.add($0) } } else { floats.withUnsafeBufferPointer { moments.add($0) } }
+        let values = (rows.lowerBound * width)..<(rows.upperBound * width)
+        if isUInt8 {
+            bytes.withUnsafeBufferPointer { moments.add(UnsafeBufferPointer(rebasing: $0[values])) }
+        } else {
+            floats.withUnsafeBufferPointer { moments.add(UnsafeBufferPointer(rebasing: $0[values])) }
+        }
         return moments.result(isUInt8: isUInt8)
     }
 

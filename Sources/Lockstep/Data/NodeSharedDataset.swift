@@ -87,12 +87,13 @@ public final class NodeSharedDataset: DataSource {
         (scale, shift) = FeatureArithmetic.affine(mode, stats: stats, isUInt8: isUInt8)
     }
 
-    public func statistics() -> (mean: Double, std: Double) {
+    public func statistics(rows: Range<Int>) -> (mean: Double, std: Double) {
         var moments = FeatureArithmetic.Moments()
+        let first = rows.lowerBound * width, values = rows.count * width
         if isUInt8 {
-            moments.add(UnsafeBufferPointer(start: features.assumingMemoryBound(to: UInt8.self), count: count * width))
+            moments.add(UnsafeBufferPointer(start: features.assumingMemoryBound(to: UInt8.self) + first, count: values))
         } else {
-            moments.add(UnsafeBufferPointer(start: features.assumingMemoryBound(to: Float.self), count: count * width))
+            moments.add(UnsafeBufferPointer(start: features.assumingMemoryBound(to: Float.self) + first, count: values))
         }
         return moments.result(isUInt8: isUInt8)
     }

@@ -108,11 +108,11 @@ public final class StreamedDataset: DataSource {
         (scale, shift) = FeatureArithmetic.affine(mode, stats: stats, isUInt8: isUInt8)
     }
 
-    /// One pass over the whole file, in file order (so bitwise the in-memory statistics).
-    public func statistics() -> (mean: Double, std: Double) {
+    /// One pass over `rows` of the file, in file order (so bitwise the in-memory statistics).
+    public func statistics(rows: Range<Int>) -> (mean: Double, std: Double) {
         var moments = FeatureArithmetic.Moments()
         do {
-            try forEachChunk(of: 0..<count) { _, rows, _ in
+            try forEachChunk(of: rows) { _, rows, _ in
                 if isUInt8 {
                     moments.add(UnsafeBufferPointer(start: staged.assumingMemoryBound(to: UInt8.self), count: rows * width))
                 } else {

@@ -45,7 +45,7 @@ public enum TrainingRun {
         }
 
         // 1. Job and data: every rank reads them, so every rank validates them.
-        let (job, train, test, network) = try comm.agree { () -> (Job, any DataSource, any DataSource, Network) in
+        let (job, train, test, validation, network) = try comm.agree { () -> (Job, any DataSource, any DataSource, (any DataSource)?, Network) in
             var job = try Job.load(options.jobPath, overrides: options.overrides)
             let file = try HDF5File.open(job.data.file, fileLocking: job.data.fileLocking, lockingKey: "data.file_locking")
             for (key, path) in [("train_x", job.data.trainX), ("train_y", job.data.trainY), ("test_x", job.data.testX), ("test_y", job.data.testY)]
@@ -53,11 +53,13 @@ public enum TrainingRun {
                 throw LockstepError.usage("data.\(key) = \"\(path)\": \(job.data.file) has no such dataset; set data.\(key) to one of \(file.datasetPaths().joined(separator: ", "))")
             }
             let classes = job.layers.last!.units
-            let train = try job.data.open(file, x: job.data.trainX, y: job.data.trainY, classes: classes, name: "train")
+            var train = try job.data.open(file, x: job.data.trainX, y: job.data.trainY, classes: classes, name: "train")
             let test = try job.data.open(file, x: job.data.testX, y: job.data.testY, classes: classes, name: "test")
             guard test.sampleShape == train.sampleShape else {
                 throw LockstepError.usage("\(job.data.file): test samples have shape \(test.sampleShape) but training samples \(train.sampleShape)")
             }
+            var validation: (any DataSource)?
+            (train, validation) = try openValidation(job.data, file: file, train: train, classes: classes)
             job.resolve(trainSamples: train.count)
             try job.validate(worldSize: comm.size, trainSamples: train.count)
             try job.validate(sampleShape: train.sampleShape)
@@ -76,20 +78,20 @@ public enum TrainingRun {
             try MemoryBudget.require(count: network.activationFloatsPerSample.flatMap { MemoryBudget.product([$0, rows]) },
                                      elementSize: MemoryLayout<Float>.size,
                                      for: "the activations of \(rows) samples per rank", fix: "use a smaller batch.global, batch.micro, or fewer units")
-            return (job, train, test, network)
+            return (job, train, test, validation, network)
         }
+        let evaluated = [train, test] + (validation.map { [$0] } ?? [])
         // Sources that need every rank for it take their features now (the node-shared copy), and
         // float features not checked on opening are checked, a slice per rank (one collective).
-        for split in [train, test] { try comm.agree { try split.attach(comm: comm) } }
-        try checkFeatures([train, test], comm: comm)
+        for split in evaluated { try comm.agree { try split.attach(comm: comm) } }
+        try checkFeatures(evaluated, comm: comm)
         let stats = job.data.normalization == .standardize ? train.statistics() : nil
-        train.normalize(job.data.normalization, stats: stats)
-        test.normalize(job.data.normalization, stats: stats)
+        for split in evaluated { split.normalize(job.data.normalization, stats: stats) }
         // What data.load = "node" allocated: each node's first rank holds its node's copy (the
         // same job on every rank, so every rank takes this collective or none does).
         var shared: [Int64] = [0, 0]
         if job.data.load == .node {
-            shared = [Int64(train.nodeSharedBytes + test.nodeSharedBytes), train.nodeSharedBytes > 0 ? 1 : 0]
+            shared = [Int64(evaluated.map(\.nodeSharedBytes).reduce(0, +)), train.nodeSharedBytes > 0 ? 1 : 0]
             comm.allreduce(&shared, .sum)
         }
 
@@ -154,6 +156,9 @@ public enum TrainingRun {
             let smoothing = job.labelSmoothing > 0 ? ["label smoothing \(job.labelSmoothing) (test loss unsmoothed)"] : []
             say("training: " + (augment + smoothing).joined(separator: ", "))
         }
+        if let validation {
+            say(job.data.describeValidation(rows: validation.count, fromFile: !(validation is RowWindow)))
+        }
         if shared[1] > 0 {
             say("data: one copy per node in MPI shared memory, \(MemoryBudget.describe(Int(shared[0] / shared[1]))) on each of \(shared[1]) node(s) (\(shared[0]) bytes in all windows)")
         }
@@ -173,6 +178,7 @@ public enum TrainingRun {
         var (windowStart, windowStartStep) = (started, trainer.position.step)
         var windowWaits = trainer.waits
         var lastAccuracy: Double?
+        var lastValidationAccuracy: Double?
         var interrupted = false
         let watchdog = job.run.stallTimeout > 0 ? StallWatchdog(comm: comm, timeout: job.run.stallTimeout) : nil
         defer { watchdog?.stop() }
@@ -211,6 +217,12 @@ public enum TrainingRun {
                 lastAccuracy = result.accuracy
                 metrics.log(["step": p.step, "epoch": p.epoch, "split": "test", "accuracy": result.accuracy, "loss": result.loss])
                 var line = "eval step \(p.step) epoch \(p.epoch): test accuracy \(format(result.accuracy * 100, 2))% loss \(format(result.loss, 4))"
+                if let validation {
+                    let held = trainer.evaluate(validation)
+                    lastValidationAccuracy = held.accuracy
+                    metrics.log(["step": p.step, "epoch": p.epoch, "split": "validation", "accuracy": held.accuracy, "loss": held.loss])
+                    line += "; validation accuracy \(format(held.accuracy * 100, 2))% loss \(format(held.loss, 4))"
+                }
                 if job.run.evalTrain {
                     let onTrain = trainer.evaluate(train)
                     metrics.log(["step": p.step, "epoch": p.epoch, "split": "train", "accuracy": onTrain.accuracy, "loss": onTrain.loss])
@@ -245,7 +257,8 @@ public enum TrainingRun {
         } else if stoppedEarly {
             say("stopped after step \(trainer.position.step) of \(total) with a checkpoint; continue with --resume")
         } else {
-            say("done: \(total) steps in \(format(seconds, 1)) s" + (lastAccuracy.map { ", test accuracy \(format($0 * 100, 2))%" } ?? ""))
+            say("done: \(total) steps in \(format(seconds, 1)) s" + (lastAccuracy.map { ", test accuracy \(format($0 * 100, 2))%" } ?? "")
+                + (lastValidationAccuracy.map { ", validation accuracy \(format($0 * 100, 2))%" } ?? ""))
         }
         return TrainSummary(steps: trainer.position.step, testAccuracy: lastAccuracy, seconds: seconds, stoppedEarly: stoppedEarly,
                             interrupted: interrupted, parameters: network.parameterCount, overlap: overlap)
@@ -262,6 +275,33 @@ public enum TrainingRun {
         // What the step driver adds (trust ratios, waits, L-BFGS's or GSNR's statistics).
         fields += trainer.stepFields(waitsPerStep: waitsPerStep)
         return fields
+    }
+
+    /// The validation split `data` asks for: the file's own (`data.validation_x`/`_y`, when both
+    /// exist), or the last rows of `train` held out (`data.validation`), or none. Returns the
+    /// training split to use with it.
+    private static func openValidation(_ data: Job.Data, file: HDF5File, train: any DataSource,
+                                       classes: Int) throws -> (any DataSource, (any DataSource)?) {
+        let stored = (x: file.exists(data.validationX), y: file.exists(data.validationY))
+        // Half a stored split (or a named one that is missing) is a mistake, not "no validation".
+        if (data.validationPathsGiven || stored.x || stored.y) && !(stored.x && stored.y) {
+            let missing = stored.x ? ("validation_y", data.validationY) : ("validation_x", data.validationX)
+            throw LockstepError.usage("data.\(missing.0) = \"\(missing.1)\": \(data.file) has no such dataset; set it to one of \(file.datasetPaths().joined(separator: ", ")), or remove data.validation_x and data.validation_y")
+        }
+        if stored.x && stored.y {
+            guard data.validation == .none else {
+                throw LockstepError.usage("data.validation: \(data.file) already has a validation split at \(data.validationX); remove data.validation to use it, or point data.validation_x/_y elsewhere")
+            }
+            let validation = try data.open(file, x: data.validationX, y: data.validationY, classes: classes, name: "validation")
+            guard validation.sampleShape == train.sampleShape else {
+                throw LockstepError.usage("\(data.file): validation samples have shape \(validation.sampleShape) but training samples \(train.sampleShape)")
+            }
+            return (train, validation)
+        }
+        let held = try data.heldOutRows(of: train.count)
+        guard held > 0 else { return (train, nil) }
+        let parts = RowWindow.split(train, holdingOut: held)
+        return (parts.train, parts.validation)
     }
 
     /// The first non-finite feature of each split that was not read whole, found collectively:
