@@ -39,8 +39,9 @@ struct RSGDTests {
                 let layerKeep = settings.draw == .layer ? draw() : global
                 for j in view.offset..<(view.offset + view.count) {
                     let keep = settings.draw == .element ? draw() : layerKeep
-                    h[j] = g[j] + decay * w[j] + (keep ? h[j] : 0)
-                    w[j] -= lr * h[j]
+                    let gj = g[j] + decay * w[j], step = gj + (keep ? h[j] : 0)
+                    h[j] = settings.memory == .previous ? gj : step
+                    w[j] -= lr * step
                 }
             }
         }
@@ -56,10 +57,11 @@ struct RSGDTests {
         }
     }
 
-    @Test(arguments: RSGDSettings.Draw.allCases)
-    func updatesMatchAReferenceReplayingTheDraws(_ draw: RSGDSettings.Draw) {
+    @Test(arguments: RSGDSettings.Draw.allCases, RSGDSettings.Memory.allCases)
+    func updatesMatchAReferenceReplayingTheDraws(_ draw: RSGDSettings.Draw, _ memory: RSGDSettings.Memory) {
         var settings = RSGDSettings()
         settings.draw = draw
+        settings.memory = memory
         settings.p0 = 0.8
         settings.gamma = 0.7          // p(t) = 0.44, 0.608, 0.7256, …: both outcomes occur
         settings.weightDecay = 0.01
@@ -141,6 +143,46 @@ struct RSGDTests {
         // Updates 1…10 are epoch 1, 11…20 epoch 2.
         #expect(byEpoch.keepProbability(update: 1) == byEpoch.keepProbability(update: 10))
         #expect(abs(byEpoch.keepProbability(update: 11) - (1 - 0.9 * 0.99 * 0.99)) < 1e-15)
+    }
+
+    /// memory = "previous" with every draw kept: each step is g_t + g_{t−1}, never a longer sum.
+    @Test func previousMemoryAddsOnlyTheLastGradient() {
+        var settings = RSGDSettings()
+        settings.p0 = 0
+        settings.memory = .previous
+        let network = Self.network()
+        var w = network.parameters.array
+        let rsgd = RSGD(views: network.views, parameterCount: network.parameterCount, settings: settings, seed: 1, stepsPerEpoch: 1)
+        Self.run(network, rsgd, steps: 4, lr: 0.1)
+        var previous = [Float](repeating: 0, count: w.count)
+        for t in 1...4 {
+            let g = Self.gradients(w.count, step: t)
+            for j in w.indices { w[j] -= 0.1 * (g[j] + previous[j]) }
+            previous = g
+        }
+        #expect(rsgd.stateBuffers[0].buffer.array == previous)
+        #expect(network.parameters.array == w)
+    }
+
+    /// The epoch clock counts steps of batch.global, which an increasing schedule changes.
+    @Test func epochClockWithAnIncreasingBatchIsAUsageError() {
+        let job = """
+        [data]
+        file = "d.h5"
+        [model]
+        layers = [{ units = 4 }, { units = 3 }]
+        [batch]
+        global = 8
+        schedule = "increasing"
+        growth = 2
+        every_epochs = 1
+        [optimizer]
+        name = "rsgd"
+        lr = 0.1
+        clock = "epoch"
+        """
+        expectUsage(["optimizer.clock = \"epoch\"", "increasing", "optimizer.clock = \"step\""]) { _ = try Job.parse(job, source: "j.toml") }
+        #expect(throws: Never.self) { _ = try Job.parse(job.replacingOccurrences(of: "clock = \"epoch\"", with: "clock = \"step\""), source: "j.toml") }
     }
 
     @Test func jobKeys() throws {

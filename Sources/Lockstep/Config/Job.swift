@@ -209,6 +209,11 @@ public struct Job: Equatable, Sendable {
         try b.finish()
 
         optimizer = try Optimizer(try root.section("optimizer"))
+        if optimizer.name == .rsgd && optimizer.rsgd.clock == .epoch && !batch.schedule.isConstant {
+            // R-SGD's epoch clock counts steps of batch.global; later epochs of an increasing
+            // schedule have fewer steps, so it would lag the real epoch.
+            throw LockstepError.usage("optimizer.clock = \"epoch\" with batch.schedule = \"increasing\": R-SGD's epoch clock assumes a constant batch; use optimizer.clock = \"step\" (and scale optimizer.gamma per step)")
+        }
 
         let s = try root.section("schedule")
         schedule = Schedule(

@@ -1,7 +1,8 @@
 // Reinforced SGD (Huang & Toyoizumi 2017; docs/algorithms.md §6): the accumulated past gradient is
 // kept, at random, with a probability that grows with training time:
 //   p(t) = min(1 − p0·γ^t, p_max);  ζ ~ Bernoulli(p(t));  h ← g + ζ ⊙ h;  w ← w − η·h
-// One extra buffer (h). The draws come from the job's seeded generator, one stream per update,
+// (memory = "previous": h ← g + ζ ⊙ g_prev, the buffer holding the last gradient instead).
+// One extra buffer (h, or g_prev). The draws come from the job's seeded generator, one stream per update,
 // so every rank draws the same ζ and a resumed run draws what the uninterrupted one would have.
 // The decay rule is the shared one (Optim/OptimizerKernels.swift).
 
@@ -20,6 +21,10 @@ public struct RSGDSettings: Equatable, Sendable, WeightDecaySettings {
     public var draw = Draw.element
     /// t counts optimizer steps (default) or epochs.
     public var clock = Clock.step
+    /// What a kept draw adds: the accumulated memory h (the paper's rule, default) or only the
+    /// previous update's gradient, which bounds the step at 2·|g| whatever p is.
+    public enum Memory: String, Sendable, CaseIterable { case accumulated, previous }
+    public var memory = Memory.accumulated
     public var weightDecay = 0.0
     public var decayBiases = false
     public init() {}
@@ -61,6 +66,7 @@ public final class RSGD: Optimizer {
         var rng = Self.generator(seed: seed, update: updates)
         // Draw u ~ U[0,1) and keep when u < p, comparing the top 53 bits as an integer.
         let threshold = p >= 1 ? UInt64.max : p <= 0 ? 0 : UInt64(p * 0x1.0p53)
+        let previousOnly = settings.memory == .previous
         let globalKeep = settings.draw == .global && (rng.next() >> 11 < threshold || p >= 1)
         for view in views {
             let decay = Float(settings.weightDecay(for: view))
@@ -69,8 +75,9 @@ public final class RSGD: Optimizer {
             case .element:
                 for j in 0..<view.count {
                     let keep = rng.next() >> 11 < threshold || p >= 1
-                    let hj = WeightDecay.add(g[j], weight: w[j], decay: decay) + (keep ? h[j] : 0)
-                    h[j] = hj
+                    let gj = WeightDecay.add(g[j], weight: w[j], decay: decay)
+                    let hj = gj + (keep ? h[j] : 0)
+                    h[j] = previousOnly ? gj : hj
                     w[j] -= lr * hj
                 }
             case .layer, .global:
@@ -78,8 +85,9 @@ public final class RSGD: Optimizer {
                 if settings.draw == .layer { keep = rng.next() >> 11 < threshold || p >= 1 } else { keep = globalKeep }
                 let k: Float = keep ? 1 : 0
                 for j in 0..<view.count {
-                    let hj = WeightDecay.add(g[j], weight: w[j], decay: decay) + k * h[j]
-                    h[j] = hj
+                    let gj = WeightDecay.add(g[j], weight: w[j], decay: decay)
+                    let hj = gj + k * h[j]
+                    h[j] = previousOnly ? gj : hj
                     w[j] -= lr * hj
                 }
             }

@@ -14,7 +14,7 @@ extension Job.Optimizer {
 
 extension OptimizerDescriptor {
     static let rsgd = Self(
-        name: "rsgd", keys: ["p0", "gamma", "p_max", "draw", "clock"], decays: true,
+        name: "rsgd", keys: ["p0", "gamma", "p_max", "draw", "clock", "memory"], decays: true,
         parse: { o, decay in
             var s = RSGDSettings()
             s.p0 = try o.double("p0", default: 1, min: 0, max: 1)
@@ -22,12 +22,13 @@ extension OptimizerDescriptor {
             s.pMax = try o.double("p_max", default: 1, min: 0, max: 1)
             s.draw = try o.choice("draw", default: RSGDSettings.Draw.element)
             s.clock = try o.choice("clock", default: RSGDSettings.Clock.step)
+            s.memory = try o.choice("memory", default: RSGDSettings.Memory.accumulated)
             decay.apply(to: &s)
             return s
         },
         render: { (s: RSGDSettings) in
             ["p0 = \(s.p0)", "gamma = \(s.gamma)", "p_max = \(s.pMax)",
-             "draw = \"\(s.draw.rawValue)\"", "clock = \"\(s.clock.rawValue)\""] + WeightDecayKeys.lines(s)
+             "draw = \"\(s.draw.rawValue)\"", "clock = \"\(s.clock.rawValue)\"", "memory = \"\(s.memory.rawValue)\""] + WeightDecayKeys.lines(s)
         },
         make: { s, network, seed, stepsPerEpoch in
             .firstOrder(RSGD(views: network.views, parameterCount: network.parameterCount, settings: s, seed: seed, stepsPerEpoch: stepsPerEpoch))
