@@ -23,6 +23,9 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Override a job key (repeatable).", valueName: "key=value"))
     var set: [String] = []
 
+    @Option(help: ArgumentHelp("Remove a job key before the --set overrides (repeatable).", valueName: "key"))
+    var unset: [String] = []
+
     @Option(help: "Passes of each kind (compute only, one allreduce, buckets) in the overlap measurement (2+ ranks).")
     var passes = 100
 
@@ -60,11 +63,12 @@ struct Bench: ParsableCommand {
             var options = TrainOptions(jobPath: job)
             options.overrides = set + ["run.out=\"\(out)\"", "run.steps=\(timed)", "run.log_every=\(half)",
                                        "run.eval_every=\(never)", "run.checkpoint_every=\(never)"]
+            options.unsets = unset
             options.overlapProbePasses = comm.size > 1 && passes > 0 ? passes : nil
             options.probeBucketMB = bucketMB
             // Silence the training run's own progress lines: only the bench speaks.
             let summary = try Console.quietly { try TrainingRun.execute(options, comm: comm) }
-            let job = try Job.load(self.job, overrides: set)
+            let job = try Job.load(self.job, overrides: set, unsets: unset)
             // The second half's mean step time and data wait (each metrics line's waits are means
             // over the steps since the line before).
             var measured = [0.0, 0.0]

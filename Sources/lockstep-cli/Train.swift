@@ -19,6 +19,9 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("set"), help: ArgumentHelp("Override a job key, e.g. --set run.steps=20 (repeatable).", valueName: "key=value"))
     var overrides: [String] = []
 
+    @Option(name: .customLong("unset"), help: ArgumentHelp("Remove a job key before the --set overrides, e.g. --unset optimizer.momentum (repeatable).", valueName: "key"))
+    var unsets: [String] = []
+
     @Flag(help: "Continue from the newest complete checkpoint in the run directory.")
     var resume = false
 
@@ -28,6 +31,7 @@ struct Train: ParsableCommand {
     func run() throws {
         var options = TrainOptions(jobPath: job)
         options.overrides = overrides
+        options.unsets = unsets
         options.resume = resume
         options.stopAfter = stopAfter
         // Before MPI_Init and the data load: a stop signal during start-up is recorded, not fatal.

@@ -403,6 +403,30 @@ import Lockstep
         #expect(throws: Never.self) { try Self.parse(overrides: ["\(key)=\(largest)"]) }
     }
 
+    /// The demo job's optimizer switched from the command line: its momentum and nesterov keys
+    /// would be "not used by optimizer adam" (that error names --unset), and --unset removes them.
+    @Test func unsetRemovesKeysBeforeTheOverrides() throws {
+        let demo = Self.with("optimizer", "momentum = 0.9\nnesterov = true")
+        expectUsage(["optimizer.momentum", "not used by optimizer \"adam\"", "--unset optimizer.momentum"]) {
+            try Job.parse(demo, source: "j.toml", overrides: ["optimizer.name=\"adam\""])
+        }
+        let adam = try Job.parse(demo, source: "j.toml", overrides: ["optimizer.name=\"adam\""],
+                                 unsets: ["optimizer.momentum", "optimizer.nesterov"])
+        #expect(adam.optimizer.name == .adam)
+        #expect(!adam.resolvedTOML.contains("nesterov"))
+        // Unset then set: the override wins (unsets apply first).
+        let job = try Job.parse(demo, source: "j.toml", overrides: ["optimizer.momentum=0.5"], unsets: ["optimizer.momentum"])
+        #expect(job.optimizer.sgd.momentum == 0.5)
+        // A removed required key is missing, as if the file never had it.
+        expectUsage(["optimizer.lr", "missing"]) { try Job.parse(demo, source: "j.toml", unsets: ["optimizer.lr"]) }
+    }
+
+    @Test(arguments: [("optimizer.momentun", "does not set optimizer.momentun"), ("optimiser.lr", "no [optimiser] table"),
+                      ("lr", "section.key")])
+    func unsetOfAKeyTheJobDoesNotHaveIsAUsageError(_ key: String, _ mention: String) {
+        expectUsage(["--unset \(key)", mention]) { try Job.parse(Self.minimal, source: "j.toml", unsets: [key]) }
+    }
+
     @Test func float32CheckKeepsTheOtherChecks() {
         // A negative value past the range is first of all below the minimum; NaN and Inf are not finite.
         expectUsage(["optimizer.lr", "at least 0"]) { try Self.parse(overrides: ["optimizer.lr=-1e39"]) }

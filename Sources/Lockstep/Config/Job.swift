@@ -106,8 +106,9 @@ public struct Job: Equatable, Sendable {
     /// `[loss] label_smoothing`: ε of the training loss's smoothed target (0: plain cross-entropy).
     public var labelSmoothing: Double
 
-    /// Parses and validates TOML `text` (from `source`, for messages) with `overrides` ("key=value").
-    public static func parse(_ text: String, source: String, overrides: [String] = []) throws -> Job {
+    /// Parses and validates TOML `text` (from `source`, for messages) with `unsets` ("key",
+    /// removed first) and `overrides` ("key=value").
+    public static func parse(_ text: String, source: String, overrides: [String] = [], unsets: [String] = []) throws -> Job {
         let table: TOMLTable
         try TOMLGuard.check(text, source: source)
         do {
@@ -117,13 +118,14 @@ public struct Job: Equatable, Sendable {
         } catch {
             throw LockstepError.usage("\(source): TOML syntax error: \(error)")
         }
+        for key in unsets { try Overrides.remove(key, from: table) }
         for override in overrides { try Overrides.apply(override, to: table) }
         return try Job(TOMLReader(table, source: source), defaultName: Self.stem(of: source))
     }
 
     /// Reads the job file at `path`, which must be UTF-8 (TOML's encoding): a byte that is not
     /// is a syntax error at its line, never a replacement character in a value.
-    public static func load(_ path: String, overrides: [String] = []) throws -> Job {
+    public static func load(_ path: String, overrides: [String] = [], unsets: [String] = []) throws -> Job {
         switch readUTF8File(path) {
         case .unreadable:
             throw LockstepError.usage("\(path): no such readable job file")
@@ -131,7 +133,7 @@ public struct Job: Equatable, Sendable {
             let hex = String(byte, radix: 16)
             throw LockstepError.usage("\(path):\(line): not valid UTF-8 (byte 0x\(hex.count < 2 ? "0" + hex : hex) at offset \(offset)): save the file as UTF-8")
         case .text(let text):
-            return try parse(text, source: path, overrides: overrides)
+            return try parse(text, source: path, overrides: overrides, unsets: unsets)
         }
     }
 

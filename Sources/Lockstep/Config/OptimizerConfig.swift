@@ -35,7 +35,7 @@ extension Job {
             let everyKey = Set(OptimizerDescriptor.registry.map(\.keys).joined())
             for key in everyKey.subtracting(mine).sorted() where o.has(key) {
                 let users = OptimizerDescriptor.registry.filter { $0.keys.contains(key) }.map(\.name)
-                throw LockstepError.usage("\(o.prefix).\(key): not used by optimizer \"\(name.rawValue)\" (it applies to \(users.joined(separator: ", "))): remove it or change optimizer.name")
+                throw LockstepError.usage("\(o.prefix).\(key): not used by optimizer \"\(name.rawValue)\" (it applies to \(users.joined(separator: ", "))): remove it (--unset \(o.prefix).\(key)) or change optimizer.name")
             }
             // Read for every optimizer, before its own keys (so these errors come first); for one
             // without decay (L-BFGS) they were refused above and read as their defaults here.

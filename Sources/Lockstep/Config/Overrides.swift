@@ -1,5 +1,7 @@
 // `--set key=value`: overrides one key of the parsed job table before validation. The value is
 // read as a TOML value (`3`, `0.1`, `true`, `"x"`, `[...]`); anything that is not one is a string.
+// `--unset key` removes a key (applied before every --set), e.g. the demo's `optimizer.momentum`
+// when switching it to `--set optimizer.name="adam"`.
 
 import TOMLKit
 
@@ -27,6 +29,23 @@ enum Overrides {
             }
         }
         table[path.last!] = parseValue(text)
+    }
+
+    static func remove(_ key: String, from root: TOMLTable) throws {
+        let path = key.split(separator: ".", omittingEmptySubsequences: false).map(String.init)
+        guard path.count >= 2, path.allSatisfy({ !$0.isEmpty }) else {
+            throw LockstepError.usage("--unset \(key): the key must look like section.key, e.g. --unset optimizer.momentum")
+        }
+        var table = root
+        for part in path.dropLast() {
+            guard let sub = table[part]?.table else {
+                throw LockstepError.usage("--unset \(key): the job has no [\(path.dropLast().joined(separator: "."))] table; check the key's spelling")
+            }
+            table = sub
+        }
+        guard table.remove(at: path.last!) != nil else {
+            throw LockstepError.usage("--unset \(key): the job does not set \(key); check the key's spelling")
+        }
     }
 
     private static func parseValue(_ text: String) -> TOMLValueConvertible {

@@ -9,6 +9,8 @@ import Glibc
 public struct TrainOptions: Sendable {
     public var jobPath: String
     public var overrides: [String] = []
+    /// `--unset key`: keys removed from the job before the overrides apply.
+    public var unsets: [String] = []
     /// Continue from the newest complete checkpoint in the run directory (if any).
     public var resume = false
     /// Stop (with a checkpoint) once this many steps are done, as if interrupted.
@@ -46,7 +48,7 @@ public enum TrainingRun {
 
         // 1. Job and data: every rank reads them, so every rank validates them.
         let (job, train, test, validation, network) = try comm.agree { () -> (Job, any DataSource, any DataSource, (any DataSource)?, Network) in
-            var job = try Job.load(options.jobPath, overrides: options.overrides)
+            var job = try Job.load(options.jobPath, overrides: options.overrides, unsets: options.unsets)
             let file = try HDF5File.open(job.data.file, fileLocking: job.data.fileLocking, lockingKey: "data.file_locking")
             for (key, path) in [("train_x", job.data.trainX), ("train_y", job.data.trainY), ("test_x", job.data.testX), ("test_y", job.data.testY)]
             where !file.exists(path) {
