@@ -45,6 +45,7 @@ extension MultiRank {
             log_every = 1
             [data]
             file = "\(dir)/data.h5"
+            normalization = "standardize"
             [model]
             layers = [{ units = 8 }, { units = 3 }]
             [batch]
@@ -62,6 +63,16 @@ extension MultiRank {
             import h5py, json
             with h5py.File("\(checkpoint)", "r") as f:
                 out = {k: f.attrs[k].tolist() if hasattr(f.attrs[k], "tolist") else f.attrs[k] for k in ("step", "epoch", "world_size", "format_version")}
+                out["ints"] = [int(f.attrs[k]) for k in ("step", "epoch", "epoch_step", "samples_seen", "world_size", "seed", "optimizer_updates",
+                                                        "train_samples", "test_samples", "data_fingerprint", "checksum_fnv1a64")]
+                out["scalar_shapes"] = sorted({str(f.attrs[k].shape) for k in f.attrs if hasattr(f.attrs[k], "shape")})
+                out["normalization"] = [f.attrs["normalization"].decode() if isinstance(f.attrs["normalization"], bytes) else f.attrs["normalization"],
+                                        float(f.attrs["input_scale"]), float(f.attrs["input_shift"]),
+                                        float(f.attrs["normalization_mean"]), float(f.attrs["normalization_std"])]
+                import numpy as np
+                with h5py.File("\(dir)/data.h5", "r") as d:
+                    x = d["train/x"][()].astype(np.float32).astype(np.float64)
+                out["numpy_stats"] = [float(x.mean()), float(x.std())]
                 out["config"] = f.attrs["config"].decode() if isinstance(f.attrs["config"], bytes) else f.attrs["config"]
                 out["shapes"] = {}
                 out["values"] = {}
@@ -74,9 +85,22 @@ extension MultiRank {
             """)
             try #require(read == 0, "\(json)")
             let parsed = try #require(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
-            #expect((parsed["step"] as? [Int]) == [12])
-            #expect((parsed["world_size"] as? [Int]) == [2])
+            // Scalars, not 1-element arrays: int(f.attrs["step"]) works under NumPy 2.
+            #expect((parsed["step"] as? Int) == 12)
+            #expect((parsed["world_size"] as? Int) == 2)
             #expect((parsed["config"] as? String)?.contains("global = 20") == true)
+            #expect((parsed["ints"] as? [NSNumber])?.count == 11)
+            #expect((parsed["scalar_shapes"] as? [String]) == ["()"], "every numeric attribute is a scalar")
+            // The normalisation it was trained with (standardize): x·scale + shift with the
+            // training split's statistics, which NumPy recomputes from the file (Float64, its
+            // own summation order: 1e-9 relative).
+            let norm = try #require(parsed["normalization"] as? [Any])
+            #expect(norm.first as? String == "standardize")
+            let numbers = norm.dropFirst().compactMap { ($0 as? NSNumber)?.doubleValue }
+            let stats = try #require((parsed["numpy_stats"] as? [NSNumber])?.map(\.doubleValue))
+            try #require(numbers.count == 4 && stats.count == 2)
+            #expect(abs(numbers[2] - stats[0]) <= 1e-9 * max(1, abs(stats[0])) && abs(numbers[3] - stats[1]) <= 1e-9 * stats[1])
+            #expect(Float(numbers[0]) == Float(1 / numbers[3]) && Float(numbers[1]) == Float(-numbers[2] / numbers[3]))
             let shapes = try #require(parsed["shapes"] as? [String: [Int]])
             #expect(shapes["/model/dense0/weight"] == [8, 20])
             #expect(shapes["/model/dense1/bias"] == [3])

@@ -27,13 +27,19 @@ public struct DataIdentity: Equatable, Sendable {
     public var testSamples: Int
     /// `Dataset.fingerprint` of the training split.
     public var fingerprint: UInt64
-    public init(trainSamples: Int, testSamples: Int, fingerprint: UInt64) {
+    /// How the inputs were normalised (nil in checkpoints written before it was recorded).
+    /// Informational: resume checks `data.normalization` through the config, not this.
+    public var input: InputNormalization?
+    public init(trainSamples: Int, testSamples: Int, fingerprint: UInt64, input: InputNormalization? = nil) {
         self.trainSamples = trainSamples
         self.testSamples = testSamples
         self.fingerprint = fingerprint
+        self.input = input
     }
-    public init(train: any DataSource, test: any DataSource) {
-        self.init(trainSamples: train.count, testSamples: test.count, fingerprint: train.fingerprint)
+    public init(train: any DataSource, test: any DataSource, normalization: Normalization? = nil,
+                stats: (mean: Double, std: Double)? = nil) {
+        self.init(trainSamples: train.count, testSamples: test.count, fingerprint: train.fingerprint,
+                  input: normalization.map { InputNormalization(mode: $0, scale: train.scale, shift: train.shift, stats: stats) })
     }
 }
 
@@ -126,14 +132,15 @@ public enum Checkpoint {
             try file.setAttribute("epoch_step", Int64(header.position.epochStep))
             try file.setAttribute("samples_seen", Int64(header.position.samplesSeen))
             try file.setAttribute("world_size", Int64(header.worldSize))
-            try file.setAttribute("seed", [header.seed])
+            try file.setAttribute("seed", scalar: header.seed)
             try file.setAttribute("optimizer_state", header.optimizerState.joined(separator: ","))
             try file.setAttribute("optimizer_updates", Int64(header.optimizerUpdates))
             try file.setAttribute("config", header.config)
             try file.setAttribute("train_samples", Int64(data.trainSamples))
             try file.setAttribute("test_samples", Int64(data.testSamples))
-            try file.setAttribute("data_fingerprint", [data.fingerprint])
-            try file.setAttribute("checksum_fnv1a64", [checksum.value])
+            try file.setAttribute("data_fingerprint", scalar: data.fingerprint)
+            try file.setAttribute("checksum_fnv1a64", scalar: checksum.value)
+            if let input = data.input { try input.write(to: file) }
             try file.finish()
             try syncToDisk(temporary)
             // What is on disk, not what we meant to write: a short write that HDF5 did not
@@ -238,7 +245,8 @@ public enum Checkpoint {
             optimizerUpdates: Int(try file.int64Attribute("optimizer_updates")), optimizerState: names,
             data: version == 1 ? nil : DataIdentity(trainSamples: Int(try file.int64Attribute("train_samples")),
                                                      testSamples: Int(try file.int64Attribute("test_samples")),
-                                                     fingerprint: try scalar(file, "data_fingerprint", as: UInt64.self)))
+                                                     fingerprint: try scalar(file, "data_fingerprint", as: UInt64.self),
+                                                     input: try InputNormalization.read(from: file)))
         if version != 1 { header.add(to: &checksum) }
         let stored = try scalar(file, "checksum_fnv1a64", as: UInt64.self)
         guard stored == checksum.value else {

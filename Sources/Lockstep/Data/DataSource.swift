@@ -21,6 +21,10 @@ public protocol DataSource: AnyObject {
     /// Writes the contiguous samples `range` into x and y (evaluation, full batches).
     func gather(_ range: Range<Int>, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Int32>)
 
+    /// The affine normalisation `gather` applies to a stored value v (a uint8 feature as 0…255):
+    /// v·scale + shift in Float32 (recorded in checkpoints so outside loaders reproduce it).
+    var scale: Float { get }
+    var shift: Float { get }
     /// Sets the affine normalisation applied by `gather`; `stats` (mean, std) come from the
     /// training split's `statistics()`.
     func normalize(_ mode: Normalization, stats: (mean: Double, std: Double)?)

@@ -238,7 +238,19 @@ public final class HDF5File {
         }
     }
 
-    public func setAttribute(_ name: String, _ value: Int64) throws { try setAttribute(name, [value]) }
+    /// A scalar attribute (dataspace H5S_SCALAR): h5py reads it as a NumPy scalar, so
+    /// `int(f.attrs["step"])` works (a 1-element array does not, under NumPy 2).
+    public func setAttribute<T: HDF5Element>(_ name: String, scalar value: T) throws {
+        try writing("attribute \(name)") { file, what in
+            try Self.using(Self.check(H5Screate(H5S_SCALAR), what), H5Sclose, what) { space in
+                try Self.writeAttribute(file, name, type: T.h5type, space: space, what) { a in
+                    withUnsafeBytes(of: value) { H5Awrite(a, T.h5type, $0.baseAddress) }
+                }
+            }
+        }
+    }
+
+    public func setAttribute(_ name: String, _ value: Int64) throws { try setAttribute(name, scalar: value) }
 
     /// A fixed-length, NUL-terminated ASCII/UTF-8 string attribute (h5py reads it as bytes/str).
     public func setAttribute(_ name: String, _ value: String) throws {

@@ -63,6 +63,9 @@ final class RowWindow: DataSource {
         base.gather((range.lowerBound + rows.lowerBound)..<(range.upperBound + rows.lowerBound), x: x, y: y)
     }
 
+    var scale: Float { base.scale }
+    var shift: Float { base.shift }
+
     /// Both parts share the base's normalisation, set from the training part's statistics.
     func normalize(_ mode: Normalization, stats: (mean: Double, std: Double)?) { base.normalize(mode, stats: stats) }
 

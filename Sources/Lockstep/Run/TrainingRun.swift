@@ -131,7 +131,7 @@ public enum TrainingRun {
         let overlap = options.overlapProbePasses.flatMap { trainer.measureOverlap(passes: $0) }
 
         // 4. Resume: rank 0 reads the newest complete checkpoint and broadcasts it.
-        let data = DataIdentity(train: train, test: test)
+        let data = DataIdentity(train: train, test: test, normalization: job.data.normalization, stats: stats)
         let resumedFrom = try resume(options.resume, from: checkpointDir, comm: comm, trainer: trainer, job: job, data: data)
         try checkRanksAgree(network, comm: comm, when: resumedFrom == nil ? "initialisation" : "resume")
 

@@ -1,0 +1,49 @@
+// The input normalisation a model was trained with, stored in every checkpoint as root attributes
+// (docs/checkpoints.md) so that eval, export and any outside loader feed it the same inputs: a
+// stored feature value v (a uint8 byte as 0…255) becomes v·input_scale + input_shift in Float32.
+
+public struct InputNormalization: Equatable, Sendable {
+    /// `data.normalization` of the run.
+    public var mode: Normalization
+    /// The Float32 affine the data sources apply.
+    public var scale: Float
+    public var shift: Float
+    /// The training split's mean and standard deviation (after the uint8 scale), for "standardize".
+    public var mean: Double?
+    public var std: Double?
+
+    public init(mode: Normalization, scale: Float, shift: Float, stats: (mean: Double, std: Double)?) {
+        self.mode = mode
+        self.scale = scale
+        self.shift = shift
+        (mean, std) = (stats?.mean, stats?.std)
+    }
+
+    func write(to file: HDF5File) throws {
+        try file.setAttribute("normalization", mode.rawValue)
+        try file.setAttribute("input_scale", scalar: scale)
+        try file.setAttribute("input_shift", scalar: shift)
+        if let mean, let std {
+            try file.setAttribute("normalization_mean", scalar: mean)
+            try file.setAttribute("normalization_std", scalar: std)
+        }
+    }
+
+    /// nil for checkpoints written before the normalisation was recorded.
+    static func read(from file: HDF5File) throws -> InputNormalization? {
+        guard file.hasAttribute("input_scale") else { return nil }
+        let text = try file.stringAttribute("normalization")
+        guard let mode = Normalization(rawValue: text) else {
+            throw LockstepError.usage("\(file.path): attribute normalization = \"\(text)\" is not one this lockstep knows: the checkpoint is corrupt or from a newer version")
+        }
+        func one<T: HDF5Element>(_ name: String, _ type: T.Type) throws -> T {
+            guard let value = try file.attribute(name, as: T.self).first else {
+                throw LockstepError.usage("\(file.path): attribute \(name) is empty: the checkpoint is corrupt")
+            }
+            return value
+        }
+        let stats = file.hasAttribute("normalization_mean")
+            ? (mean: try one("normalization_mean", Double.self), std: try one("normalization_std", Double.self)) : nil
+        return InputNormalization(mode: mode, scale: try one("input_scale", Float.self), shift: try one("input_shift", Float.self), stats: stats)
+    }
+}
