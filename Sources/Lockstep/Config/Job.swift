@@ -26,6 +26,8 @@ public struct Job: Equatable, Sendable {
         public var nonfinite: NonFinitePolicy
         /// Seconds a rank may go without reaching a collective before the job is aborted (0: never).
         public var stallTimeout: Double
+        /// `run.tensorboard`: rank 0 also writes the logged scalars as TensorBoard events.
+        public var tensorboard = false
     }
 
     public struct Data: Equatable, Sendable {
@@ -153,7 +155,8 @@ public struct Job: Equatable, Sendable {
             evalTrain: try r.bool("eval_train", default: false),
             fullGradNormEvery: try r.int("full_grad_norm_every", default: 0, min: 0),
             nonfinite: try r.choice("nonfinite", default: NonFinitePolicy.abort),
-            stallTimeout: try r.double("stall_timeout", default: 900, min: 0))
+            stallTimeout: try r.double("stall_timeout", default: 900, min: 0),
+            tensorboard: try r.bool("tensorboard", default: false))
         if run.out.isEmpty {
             throw LockstepError.usage("run.out is empty: set it to the run directory, e.g. run.out = \"runs/\(name)\" (the default)")
         }

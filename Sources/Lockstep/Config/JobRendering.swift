@@ -36,6 +36,7 @@ extension Job {
                   "full_grad_norm_every = \(run.fullGradNormEvery)",
                   "nonfinite = \(q(run.nonfinite.rawValue))",
                   "stall_timeout = \(run.stallTimeout)",
+                  "tensorboard = \(run.tensorboard)",
                   "",
                   "[data]",
                   "file = \(q(data.file))",

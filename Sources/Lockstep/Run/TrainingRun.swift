@@ -138,7 +138,8 @@ public enum TrainingRun {
         // 5. Resolved config and metrics log.
         let metrics = try comm.agree { () -> MetricsLog in
             if comm.isRoot { try writeTextFileAtomically(job.run.out + "/config.toml", job.resolvedTOML) }
-            return try MetricsLog(path: job.run.out + "/metrics.jsonl", isRoot: comm.isRoot, resumeFromStep: resumedFrom?.step)
+            return try MetricsLog(path: job.run.out + "/metrics.jsonl", isRoot: comm.isRoot, resumeFromStep: resumedFrom?.step,
+                                  tensorboard: job.run.tensorboard ? job.run.out + "/tensorboard" : nil)
         }
 
         let total = try job.totalSteps(trainSamples: train.count)
