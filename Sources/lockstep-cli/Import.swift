@@ -69,8 +69,8 @@ struct Import: ParsableCommand {
         /// (IDXImporter.importFiles).
         static func convert(trainImages: String, trainLabels: String, testImages: String, testLabels: String, output: String,
                             storage: Storage) throws {
-            let layout = try storage.layout()
             try Import.onRankZero {
+                let layout = try storage.layout()
                 let (train, test) = try IDXImporter.importFiles(trainImages: trainImages, trainLabels: trainLabels,
                                                                 testImages: testImages, testLabels: testLabels, output: output,
                                                                 layout: layout)
@@ -93,8 +93,7 @@ struct Import: ParsableCommand {
         @OptionGroup var storage: Storage
 
         func run() throws {
-            let layout = try storage.layout()
-            try Import.onRankZero { try Import.cifar(input, .cifar10, output, layout) }
+            try Import.onRankZero { try Import.cifar(input, .cifar10, output, storage.layout()) }
         }
     }
 
@@ -121,8 +120,7 @@ struct Import: ParsableCommand {
         func run() throws {
             let labels = CIFARImporter.Labels(rawValue: labels)!
             let output = output ?? (labels == .fine ? "data/cifar100.h5" : "data/cifar100-coarse.h5")
-            let layout = try storage.layout()
-            try Import.onRankZero { try Import.cifar(input, .cifar100(labels), output, layout) }
+            try Import.onRankZero { try Import.cifar(input, .cifar100(labels), output, storage.layout()) }
         }
     }
 
@@ -146,10 +144,12 @@ struct Import: ParsableCommand {
         @OptionGroup var storage: Storage
 
         func run() throws {
-            let layout = try storage.layout()
-            let test = try Import.testSplit(x: testX, y: testY, fraction: testFraction, what: "test .npy files")
-                ?? { throw LockstepError.usage("no test split: give --test-x and --test-y, or --test-fraction F") }()
+            // Under a launcher, rank 0 alone checks the options too, so a mistake is said once.
             try Import.onRankZero {
+                let layout = try storage.layout()
+                guard let test = try Import.testSplit(x: testX, y: testY, fraction: testFraction, what: "test .npy files") else {
+                    throw LockstepError.usage("no test split: give --test-x and --test-y, or --test-fraction F")
+                }
                 let counts = try NPYImporter.importFiles(x: x, y: y, test: test, output: output, layout: layout)
                 Import.report(output, counts)
             }
@@ -177,9 +177,9 @@ struct Import: ParsableCommand {
         @OptionGroup var storage: Storage
 
         func run() throws {
-            let layout = try storage.layout()
-            let test = try Import.testSplit(x: testX, y: testY, fraction: testFraction, what: "test arrays")
             try Import.onRankZero {
+                let layout = try storage.layout()
+                let test = try Import.testSplit(x: testX, y: testY, fraction: testFraction, what: "test arrays")
                 let counts = try NPYImporter.importArchive(input, x: x, y: y, test: test, output: output, layout: layout)
                 Import.report(output, counts)
             }
@@ -214,32 +214,32 @@ struct Import: ParsableCommand {
         @OptionGroup var storage: Storage
 
         func run() throws {
-            let layout = try storage.layout()
-            guard let header = CSVImporter.Header(rawValue: header) else { throw LockstepError.usage("--header must be auto, yes or no, got \(header)") }
-            guard let features = CSVImporter.Features(rawValue: features) else {
-                throw LockstepError.usage("--features must be float32 or uint8, got \(features)")
-            }
-            let d = delimiter == "tab" || delimiter == "\\t" ? "\t" : delimiter
-            guard d.utf8.count == 1, let byte = d.utf8.first, byte != UInt8(ascii: "\""), byte != 10, byte != 13 else {
-                throw LockstepError.usage("--delimiter must be one ASCII character other than a quote or newline (or tab), got \(delimiter)")
-            }
-            var sampleShape: [Int]?
-            if let shape {
-                let dims = shape.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.filter { $0 != " " }) }
-                guard !dims.isEmpty, dims.allSatisfy({ ($0 ?? 0) > 0 }) else {
-                    throw LockstepError.usage("--shape must be positive integers separated by commas, such as 1,28,28, got \(shape)")
-                }
-                sampleShape = dims.map { $0! }
-            }
-            let test: CSVImporter.TestSplit
-            switch (testInput, testFraction) {
-            case (let file?, nil): test = .file(file)
-            case (nil, let f?): test = .fraction(try TestFraction(f))
-            case (nil, nil): throw LockstepError.usage("no test split: give --test-input FILE or --test-fraction F")
-            default: throw LockstepError.usage("give --test-input or --test-fraction, not both")
-            }
-            let options = CSVImporter.Options(labelColumn: labelColumn, header: header, shape: sampleShape, delimiter: byte, features: features)
             try Import.onRankZero {
+                let layout = try storage.layout()
+                guard let header = CSVImporter.Header(rawValue: header) else { throw LockstepError.usage("--header must be auto, yes or no, got \(header)") }
+                guard let features = CSVImporter.Features(rawValue: features) else {
+                    throw LockstepError.usage("--features must be float32 or uint8, got \(features)")
+                }
+                let d = delimiter == "tab" || delimiter == "\\t" ? "\t" : delimiter
+                guard d.utf8.count == 1, let byte = d.utf8.first, byte != UInt8(ascii: "\""), byte != 10, byte != 13 else {
+                    throw LockstepError.usage("--delimiter must be one ASCII character other than a quote or newline (or tab), got \(delimiter)")
+                }
+                var sampleShape: [Int]?
+                if let shape {
+                    let dims = shape.split(separator: ",", omittingEmptySubsequences: false).map { Int($0.filter { $0 != " " }) }
+                    guard !dims.isEmpty, dims.allSatisfy({ ($0 ?? 0) > 0 }) else {
+                        throw LockstepError.usage("--shape must be positive integers separated by commas, such as 1,28,28, got \(shape)")
+                    }
+                    sampleShape = dims.map { $0! }
+                }
+                let test: CSVImporter.TestSplit
+                switch (testInput, testFraction) {
+                case (let file?, nil): test = .file(file)
+                case (nil, let f?): test = .fraction(try TestFraction(f))
+                case (nil, nil): throw LockstepError.usage("no test split: give --test-input FILE or --test-fraction F")
+                default: throw LockstepError.usage("give --test-input or --test-fraction, not both")
+                }
+                let options = CSVImporter.Options(labelColumn: labelColumn, header: header, shape: sampleShape, delimiter: byte, features: features)
                 let counts = try CSVImporter.importFile(input, test: test, options: options, output: output, layout: layout)
                 Import.report(output, counts)
             }

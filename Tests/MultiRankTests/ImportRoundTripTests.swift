@@ -200,6 +200,33 @@ extension MultiRank {
                 """, in: dir)
         }
 
+        @Test func aCSVStreamsInMemoryFarBelowItsSize() throws {
+            let dir = try Scratch.folder("imp-big")
+            // 94 MB of CSV (200000 rows of 39 features and a label); the import's peak resident
+            // memory (VmHWM, polled while it runs) must stay far below that: it holds one block.
+            try Self.python("""
+                import subprocess, time
+                with open("big.csv", "w") as f:
+                    f.write((",".join(["0.123456789"] * 39) + ",3\\n") * 200000)
+                p = subprocess.Popen([\(Self.repr(Launcher.binary)), "import", "csv", "--input", "big.csv", "--test-fraction", "0.1", "-o", "big.h5"],
+                                     stdout=subprocess.DEVNULL)
+                peak = 0
+                while p.poll() is None:
+                    try:
+                        for line in open("/proc/%d/status" % p.pid):
+                            if line.startswith("VmHWM:"): peak = max(peak, int(line.split()[1]))
+                    except (FileNotFoundError, ProcessLookupError):
+                        pass
+                    time.sleep(0.02)
+                assert p.returncode == 0, p.returncode
+                assert 0 < peak < 64 * 1024, "peak resident memory %d kB" % peak
+                with h5py.File("big.h5", "r") as f:
+                    assert f["train/x"].shape == (180000, 39) and f["test/y"].shape == (20000,)
+                    assert (f["test/x"][-1] == np.float32(0.123456789)).all() and (f["train/y"][:] == 3).all()
+                """, in: dir)
+            try FileManager.default.removeItem(atPath: dir)
+        }
+
         @Test func aTinyJobTrainsOnAnImportedCSV() throws {
             let dir = try Scratch.folder("imp-train")
             // A learnable set: 20 features, 4 classes from a fixed linear teacher.
