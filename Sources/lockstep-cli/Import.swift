@@ -21,7 +21,7 @@ struct Import: ParsableCommand {
         @Option(help: ArgumentHelp("Store the features in chunks of N whole rows (default: contiguous, or with gzip chunks of about 1 MiB of rows; labels stay contiguous unless gzipped).", valueName: "N"))
         var chunkRows: Int?
 
-        @Option(help: "none (default) or gzip (level 4). gzip needs chunks: without --chunk-rows, chunks of about 1 MiB of rows.")
+        @Option(help: "none or gzip (level 4). gzip needs chunks: without --chunk-rows, chunks of about 1 MiB of rows.")
         var compression = "none"
 
         func layout() throws -> StorageLayout { try StorageLayout(chunkRows: chunkRows, compression: compression) }
@@ -202,13 +202,13 @@ struct Import: ParsableCommand {
         @Option(help: "A CSV file with the same columns, for the test split.") var testInput: String?
         @Option(help: ArgumentHelp("The last ⌈F·N⌉ rows become the test split.", valueName: "F"))
         var testFraction: String?
-        @Option(help: ArgumentHelp("The label column: a header name or an index from 0 (negative from the end). Default: the column named label if there is a header, else the last.", valueName: "NAME|INDEX"))
+        @Option(help: ArgumentHelp("The label column: a header name or an index from 0 (negative from the end: --label-column=-1). Default: the column named label if there is a header, else the last.", valueName: "NAME|INDEX"))
         var labelColumn: String?
         @Option(help: "Whether the first line is a header: auto (when one of its cells is not a number), yes or no.")
         var header = "auto"
         @Option(help: ArgumentHelp("Each sample's shape, e.g. 1,28,28 (its product must be the number of feature columns).", valueName: "D1,D2,..."))
         var shape: String?
-        @Option(help: "float32 (default) or uint8 (cells must be integers 0 to 255).") var features = "float32"
+        @Option(help: "float32, or uint8 (cells must be integers 0 to 255).") var features = "float32"
         @Option(help: "The field delimiter: one character, or tab.") var delimiter = ","
         @Option(name: .shortAndLong, help: "The HDF5 file to write.") var output: String
         @OptionGroup var storage: Storage

@@ -94,7 +94,7 @@ final class NPYArray {
         }
     }
 
-    /// Element i of `raw` as a Double (floats), or as an exact integer pair for integers.
+    /// Integer element i of `raw`, exactly; `tooLarge` for a uint64 past Int64.max.
     @inline(__always)
     private func integer(_ raw: UnsafeMutableRawBufferPointer, _ i: Int) -> (value: Int64, tooLarge: Bool) {
         let o = i * header.size
