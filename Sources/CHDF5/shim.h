@@ -22,3 +22,5 @@ static inline hid_t lockstep_h5p_link_create(void) { return H5P_LINK_CREATE; }
 // The calling thread's error stack, which Lockstep walks to say why a call failed.
 static inline hid_t lockstep_h5e_default(void) { return H5E_DEFAULT; }
 static inline hid_t lockstep_h5p_dataset_access(void) { return H5P_DATASET_ACCESS; }
+// Dataset creation properties: chunking and gzip for `lockstep import --chunk-rows/--compression`.
+static inline hid_t lockstep_h5p_dataset_create(void) { return H5P_DATASET_CREATE; }

@@ -53,15 +53,16 @@ public enum CIFARImporter {
     /// Imports `input` into the HDF5 file `output` (written by `writeImportedFile`: nothing is
     /// left behind on failure). Every record is read and checked before anything is written.
     /// Returns the training and test sample counts.
-    public static func importArchive(_ input: String, format: Format, output: String) throws -> (train: Int, test: Int) {
+    public static func importArchive(_ input: String, format: Format, output: String,
+                                     layout: StorageLayout = .contiguous) throws -> (train: Int, test: Int) {
         let sizes = try memberSizes(input, format)
         var train = try layOut(format.train, sizes, input, format)
         var test = try layOut(format.test, sizes, input, format)
         try fill(&train, &test, input, format, sizes)
         try writeImportedFile(output) { file in
             for (name, split) in [("train", train), ("test", test)] {
-                try file.write("/\(name)/x", split.x, shape: [split.count] + imageShape)
-                try file.write("/\(name)/y", split.y, shape: [split.count])
+                try file.write("/\(name)/x", split.x, shape: [split.count] + imageShape, layout: layout, role: .features)
+                try file.write("/\(name)/y", split.y, shape: [split.count], layout: layout, role: .labels)
             }
         }
         return (train.count, test.count)

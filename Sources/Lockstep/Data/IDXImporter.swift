@@ -95,9 +95,10 @@ public enum IDXImporter {
     }
 
     /// Writes one split's images and labels into `file` under `/split/x` and `/split/y`.
-    public static func importSplit(images: String, labels: String, split: String, into file: HDF5File) throws -> Int {
+    public static func importSplit(images: String, labels: String, split: String, into file: HDF5File,
+                                   layout: StorageLayout = .contiguous) throws -> Int {
         let (x, y) = try readSplit(images: images, labels: labels)
-        try write(x, y, split: split, into: file)
+        try write(x, y, split: split, into: file, layout: layout)
         return x.shape[0]
     }
 
@@ -114,21 +115,21 @@ public enum IDXImporter {
         return (x, y)
     }
 
-    private static func write(_ x: Array, _ y: Array, split: String, into file: HDF5File) throws {
-        try file.write("/\(split)/x", x.bytes, shape: x.shape)
-        try file.write("/\(split)/y", y.bytes, shape: y.shape)
+    private static func write(_ x: Array, _ y: Array, split: String, into file: HDF5File, layout: StorageLayout) throws {
+        try file.write("/\(split)/x", x.bytes, shape: x.shape, layout: layout, role: .features)
+        try file.write("/\(split)/y", y.bytes, shape: y.shape, layout: layout, role: .labels)
     }
 
     /// Imports both splits into the HDF5 file `output`. Every input is read and checked before
     /// anything is written, and `writeImportedFile` leaves nothing behind when the import fails.
     /// Returns the training and test sample counts.
     public static func importFiles(trainImages: String, trainLabels: String, testImages: String, testLabels: String,
-                                   output: String) throws -> (train: Int, test: Int) {
+                                   output: String, layout: StorageLayout = .contiguous) throws -> (train: Int, test: Int) {
         let train = try readSplit(images: trainImages, labels: trainLabels)
         let test = try readSplit(images: testImages, labels: testLabels)
         try writeImportedFile(output) { file in
-            try write(train.x, train.y, split: "train", into: file)
-            try write(test.x, test.y, split: "test", into: file)
+            try write(train.x, train.y, split: "train", into: file, layout: layout)
+            try write(test.x, test.y, split: "test", into: file, layout: layout)
         }
         return (train.x.shape[0], test.x.shape[0])
     }
