@@ -33,6 +33,11 @@ import Testing
         "[optimizer]\nname = \"rsgd\"\nlr = 0.05\np0 = 0.9\ngamma = 0.95",
         "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[gsnr]\nenabled = true\ngroups_per_rank = 4",
         "[optimizer]\nname = \"adam\"\nlr = 0.01\n[gsnr]\nenabled = true\ngroups_per_rank = 2",
+        // The GSNR statistics keys: the multiplier on the base's step (its copy is sized once), smoothing
+        // for a non-Adam base, an absolute ε, and the noise scale without GSNR.
+        "[optimizer]\nname = \"lamb\"\nlr = 0.01\n[gsnr]\nenabled = true\ngroups_per_rank = 2\napply = \"update\"\nsmoothing = 0.5",
+        "[optimizer]\nname = \"lars\"\nlr = 0.5\n[gsnr]\nenabled = true\ngroups_per_rank = 4\neps = 1e-12\napply = \"update\"\n[exchange]\nbucket_mb = 0.001",
+        "[run]\nnoise_scale = true\n[optimizer]\nlr = 0.05\nmomentum = 0.9\n[gsnr]\nsmoothing = 0.3\ngroups_per_rank = 2",
         "[optimizer]\nlr = 0.05\nmomentum = 0.9\n[batch]\nglobal = 24\nmicro = 6",
         "[optimizer]\nname = \"lbfgs\"\ninner = 3\n[batch]\nglobal = 120",
         "[optimizer]\nname = \"lbfgs\"\ninner = 3\nline_search = \"strong_wolfe\"\n[batch]\nglobal = 120",

@@ -40,9 +40,10 @@ import Glibc
     }
 
     /// The trainer's way (Trainer.step): each group's gradient with dlogits scaled by 1/B, so that its work
-    /// buffer is w_d = g_d / k; folded into [Σ w_d, Σ w_d²]. Returns each group's w_d in Float64.
+    /// buffer is w_d = g_d / k; folded into [Σ (w_d − a), Σ (w_d − a)²] with a = `shift` (the wrapper's;
+    /// none: a = 0). Returns each group's w_d in Float64.
     static func foldGroups(_ network: Network, x: [Float], labels: [Int32], groups k: Int,
-                           sum: FloatBuffer, squares: FloatBuffer) -> [[Double]] {
+                           sum: FloatBuffer, squares: FloatBuffer, shift: FloatBuffer? = nil) -> [[Double]] {
         let size = batch / k, p = network.parameterCount
         var works: [[Double]] = []
         x.withUnsafeBufferPointer { xs in
@@ -55,7 +56,12 @@ import Glibc
                                                             batch: size, classes: network.classes, scale: 1 / Float(batch))
                     network.backward(input, dlogits: dlogits, batch: size, accumulate: false)
                     works.append(network.gradients.array.map(Double.init))
-                    GradientGroups.fold(network.gradients.pointer, sum: sum.pointer, squares: squares.pointer, count: p, first: d == 0)
+                    if let shift {
+                        GradientGroups.fold(network.gradients.pointer, shift: shift.pointer, sum: sum.pointer, squares: squares.pointer,
+                                            count: p, first: d == 0)
+                    } else {
+                        GradientGroups.fold(network.gradients.pointer, sum: sum.pointer, squares: squares.pointer, count: p, first: d == 0)
+                    }
                 }
             }
         }
@@ -92,8 +98,11 @@ import Glibc
         var interior: Int
         var interiorUncertainty: Double
 
-        init(works: [[Double]], views: [ParameterView], gamma: Double, epsilon: Double) {
+        /// `shift`: the a the fold subtracted (Float32 values; nil: 0). `epsilon`: absolute, or with
+        /// `relative` × each tensor's mean ḡ².
+        init(works: [[Double]], views: [ParameterView], gamma: Double, epsilon: Double, relative: Bool = false, shift: [Double]? = nil) {
             let k = Double(works.count), count = works[0].count
+            let shift = shift ?? [Double](repeating: 0, count: count)
             let u = 0x1p-24
             mean = [Double](repeating: 0, count: count)
             multiplier = mean
@@ -102,7 +111,21 @@ import Glibc
             interior = 0
             interiorUncertainty = 0
             var r = mean, rLow = mean, rHigh = mean
+            // ε per element: absolute, or relative to its tensor's mean ḡ² (Float32's Σḡ² is 1e-6 relative: negligible here).
+            var eps = [Double](repeating: epsilon, count: count)
+            if relative {
+                for view in views {
+                    let range = view.offset..<(view.offset + view.count)
+                    var squares = 0.0
+                    for j in range {
+                        let m = works.reduce(0) { $0 + $1[j] }
+                        squares += m * m
+                    }
+                    for j in range { eps[j] = max(epsilon * squares / Double(view.count), Double(Float.leastNormalMagnitude)) }
+                }
+            }
             for j in 0..<count {
+                let epsilon = eps[j]
                 let w = works.map { $0[j] }
                 let g = w.map { k * $0 }
                 let m = g.reduce(0, +) / k
@@ -110,11 +133,17 @@ import Glibc
                 let s2 = max(g.reduce(0) { $0 + $1 * $1 } / k - m * m, 0)
                 mean[j] = m
                 r[j] = m * m / (s2 + epsilon)
-                // Float32: Σ w_d is off by ≤ (k−1)·u·Σ|w_d|; k·Σ w_d² − ḡ² by ≤ (k+4)·u·k·Σw_d² + (2|ḡ| + δ)·δ
-                // + 2u·(|ḡ| + δ)²; the ratio's three roundings by 4u.
-                let dMean = (k - 1) * u * w.reduce(0) { $0 + abs($1) }
-                let dS2 = (k + 4) * u * k * w.reduce(0) { $0 + $1 * $1 } + (2 * abs(m) + dMean) * dMean * (1 + u)
-                    + 2 * u * (abs(m) + dMean) * (abs(m) + dMean)
+                // Float32 with the shift a (docs/algorithms.md §2.2): y_d = w_d − a rounds by u·|y_d|, S1 = Σ y_d by
+                // (k−1)·u·Σ|y_d| more (δ1 in all); ḡ = S1 + k·a by δ1 + u·k|a| + u·|ḡ| (+ slack); s² = k·S2 − S1² by
+                // ≤ (k+4)·u·k·Σy_d² + (2|S1| + δ1)·δ1 + 2u·(|S1| + δ1)²; the ratio's three roundings by 4u.
+                let y = w.map { $0 - shift[j] }
+                let s1 = y.reduce(0, +)
+                // With a = 0 (step 1) y_d = w_d and ḡ = S1 exactly: only the (k−1) roundings of the sum remain.
+                let shifted = shift[j] != 0
+                let d1 = (shifted ? k : k - 1) * u * y.reduce(0) { $0 + abs($1) }
+                let dMean = d1 + (shifted ? 2 * u * (k * abs(shift[j]) + abs(m)) : 0)
+                let dS2 = (k + 4) * u * k * y.reduce(0) { $0 + $1 * $1 } + (2 * abs(s1) + d1) * d1 * (1 + u)
+                    + 2 * u * (abs(s1) + d1) * (abs(s1) + d1)
                 let smallest = max(abs(m) - dMean, 0), largest = abs(m) + dMean
                 rLow[j] = smallest * smallest / (s2 + dS2 + epsilon) * (1 - 4 * u)
                 rHigh[j] = largest * largest / (max(s2 - dS2, 0) + epsilon) * (1 + 4 * u)
@@ -248,12 +277,18 @@ import Glibc
 
     /// Four steps of VR-`variant` over k groups, group gradients recomputed from the updated network
     /// each step, at changing rates, beside the Float64 reference fed the same per-group gradients.
-    static func trajectory(_ variant: Variant, groups k: Int, seed: UInt64 = seed) -> (records: [StepRecord], updates: Int) {
+    /// `apply`, `smoothing`: the keys under test (smoothing nil: β3 = 0.9 with the Adam family, none otherwise).
+    static func trajectory(_ variant: Variant, groups k: Int, seed: UInt64 = seed, apply: GSNRSettings.Apply = .gradient,
+                           smoothing: Double? = nil, shifted: Bool = false) -> (records: [StepRecord], updates: Int) {
         let network = network(seed: seed)
         let p = network.parameterCount, views = network.views
-        let settings = settings(groups: k)
+        var settings = settings(groups: k)
+        settings.apply = apply
+        settings.smoothing = smoothing
+        let beta = smoothing ?? 0.9
+        let smoothed = smoothing.map { $0 > 0 } ?? variant.gsnrMomentum
         let reduced = VarianceReduced(base: variant.base(network), views: views, parameterCount: p, groups: k,
-                                      settings: settings, useMomentum: variant.gsnrMomentum)
+                                      settings: settings, useMomentum: smoothed)
         let sum = FloatBuffer(count: p), squares = FloatBuffer(count: p)
         reduced.bind(squares: squares.pointer)
         var reference = variant.reference(views: views, count: p)
@@ -266,26 +301,43 @@ import Glibc
         for (t, scale) in [1.0, 0.5, 2.0, 1.0].enumerated() {
             let lr = variant.lr * scale
             let (x, labels) = batch(&rng)
-            let works = foldGroups(network, x: x, labels: labels, groups: k, sum: sum, squares: squares)
+            // The multiplier and the base step are held to the reference here with the shift at 0 (the
+            // plain arithmetic the seed was chosen for); the shifted moments have their own Float64 test
+            // (GSNRStatisticsTests), and with steps this large the previous ḡ is no closer than 0.
+            if !shifted { reduced.shift.fill(0) }
+            let shift = reduced.shift.array.map(Double.init)
+            let works = foldGroups(network, x: x, labels: labels, groups: k, sum: sum, squares: squares, shift: reduced.shift)
             var record = StepRecord()
             record.sumGot = sum.array.map(Double.init)
             record.squaresGot = squares.array.map(Double.init)
-            record.sumWant = (0..<p).map { j in works.reduce(0) { $0 + $1[j] } }
-            record.squaresWant = (0..<p).map { j in works.reduce(0) { $0 + $1[j] * $1[j] } }
-            record.absoluteSum = (0..<p).map { j in works.reduce(0) { $0 + abs($1[j]) } }
+            // The exchanged sums are of the shifted groups y_d = w_d − a.
+            record.sumWant = (0..<p).map { j in works.reduce(0) { $0 + ($1[j] - shift[j]) } }
+            record.squaresWant = (0..<p).map { j in works.reduce(0) { $0 + ($1[j] - shift[j]) * ($1[j] - shift[j]) } }
+            record.absoluteSum = (0..<p).map { j in works.reduce(0) { $0 + abs($1[j] - shift[j]) } + Double(k) * abs(shift[j]) }
 
-            let want = ReferenceMultiplier(works: works, views: views, gamma: settings.gamma, epsilon: settings.epsilon)
+            let want = ReferenceMultiplier(works: works, views: views, gamma: settings.gamma, epsilon: settings.epsilon!, shift: shift)
             var multiplier = want.multiplier
-            if variant.gsnrMomentum {
-                // p ← β3·p + (1−β3)·r;  p̂ = p/(1−β3^t).
+            if smoothed {
+                // q ← β·q + (1−β)·c;  ĉ = q/(1−β^t).
                 for j in 0..<p {
-                    gsnrMomentum[j] = 0.9 * gsnrMomentum[j] + 0.1 * multiplier[j]
-                    multiplier[j] = gsnrMomentum[j] / (1 - pow(0.9, Double(t + 1)))
+                    gsnrMomentum[j] = beta * gsnrMomentum[j] + (1 - beta) * multiplier[j]
+                    multiplier[j] = gsnrMomentum[j] / (1 - pow(beta, Double(t + 1)))
                 }
             }
-            let adapted = (0..<p).map { multiplier[$0] * want.mean[$0] }
             reduced.step(parameters: network.parameters.pointer, gradients: sum.pointer, lr: Float(lr))
-            reference.step(&w, adapted, lr: lr)
+            let adapted: [Double]
+            switch apply {
+            case .gradient:
+                // The base steps on ĉ ⊙ ḡ.
+                adapted = (0..<p).map { multiplier[$0] * want.mean[$0] }
+                reference.step(&w, adapted, lr: lr)
+            case .update:
+                // The base steps on ḡ from w; the VR step is ĉ ⊙ (its step).
+                adapted = want.mean
+                var stepped = w
+                reference.step(&stepped, adapted, lr: lr)
+                for j in 0..<p { w[j] += multiplier[j] * (stepped[j] - w[j]) }
+            }
 
             uncertainty = max(uncertainty, want.interiorUncertainty)
             record.adaptedGot = sum.array.map(Double.init)
@@ -316,7 +368,40 @@ import Glibc
 
     @Test(arguments: Variant.allCases, [2, 3, 4])
     func stepsMatchFloat64Reference(_ variant: Variant, groups k: Int) {
-        let (records, updates) = Self.trajectory(variant, groups: k)
+        Self.check(Self.trajectory(variant, groups: k), variant)
+    }
+
+    /// `gsnr.apply = "update"`: the base steps on ḡ and its step is scaled by c (Float64 reference: the
+    /// base's step from w, times c), with and without smoothing.
+    @Test(arguments: [Variant.sgd, .heavyBall, .adam, .lars, .lamb], [2, 4])
+    func updateModeMatchesFloat64Reference(_ variant: Variant, groups k: Int) {
+        Self.check(Self.qualifying { Self.trajectory(variant, groups: k, seed: $0, apply: .update) }, variant)
+    }
+
+    /// The first trajectory, from `seed` then seeds 0, 1, …, whose normalised r stay clear of γ and 1 by 1e-3
+    /// under every Float32 rounding and that takes every branch of the clip (what `seed` was chosen for in
+    /// the gradient mode; another key moves the weights along another path, so it may need another seed).
+    static func qualifying(_ make: (UInt64) -> (records: [StepRecord], updates: Int)) -> (records: [StepRecord], updates: Int) {
+        for candidate in [seed] + (0..<400).map(UInt64.init) {
+            let result = make(candidate)
+            let clear = result.records.allSatisfy { $0.margin > 1e-3 && $0.uncertainty < 1e-3 }
+            let branches = result.records.reduce(0) { $0 + $1.interior } > 0
+                && result.records.contains { $0.lowWant.contains { $0 > 0 } } && result.records.contains { $0.highWant.contains { $0 > 0 } }
+            if clear && branches { return result }
+        }
+        Issue.record("no seed in 0..<400 qualifies")
+        return make(seed)
+    }
+
+    /// `gsnr.smoothing` for every base (an EMA of c with bias correction), and 0 switching the Adam family's off.
+    @Test(arguments: [(Variant.sgd, 0.5), (.heavyBall, 0.8), (.lars, 0.9), (.adam, 0.0), (.lamb, 0.5)])
+    func smoothingMatchesFloat64Reference(_ variant: Variant, smoothing: Double) {
+        Self.check(Self.qualifying { Self.trajectory(variant, groups: 3, seed: $0, smoothing: smoothing) }, variant)
+        Self.check(Self.qualifying { Self.trajectory(variant, groups: 3, seed: $0, apply: .update, smoothing: smoothing) }, variant)
+    }
+
+    static func check(_ result: (records: [StepRecord], updates: Int), _ variant: Variant) {
+        let (records, updates) = result
         #expect(updates == 4)
         var interior = 0, clippedLow = 0.0, clippedHigh = 0.0
         for (index, r) in records.enumerated() {
@@ -392,8 +477,9 @@ import Glibc
         for scale in [1.0, 0.5, 2.0] {
             let lr = Float(variant.lr * scale)
             let (x, labels) = Self.batch(&rng)
-            _ = Self.foldGroups(network, x: x, labels: labels, groups: k, sum: sum, squares: squares)
-            let mean = sum.array
+            _ = Self.foldGroups(network, x: x, labels: labels, groups: k, sum: sum, squares: squares, shift: reduced.shift)
+            // ḡ = S1 + k·a, as the wrapper forms it in Float32.
+            let mean = zip(sum.array, reduced.shift.array).map { $0 + Float(k) * $1 }
             plain.copy(from: mean)
             reduced.step(parameters: network.parameters.pointer, gradients: sum.pointer, lr: lr)
             base.step(parameters: bare.parameters.pointer, gradients: plain.pointer, lr: lr)
@@ -407,7 +493,7 @@ import Glibc
                 for (got, want) in zip(network.parameters.array, bare.parameters.array) {
                     #expect(isClose(Double(got), Double(want), abs: 1e-6 * Double(lr), rel: 1e-6), "w \(got) vs \(want)")
                 }
-                let p = reduced.stateBuffers.last!.buffer.array
+                let p = reduced.stateBuffers.first { $0.name == "gsnr_momentum" }!.buffer.array
                 #expect(p.allSatisfy { $0 > 0 && $0 < 1 }, "p = 1 − β3^t: \(p[0])")
             } else {
                 // Without GSNR momentum the multiplier is exactly 1: bitwise the base optimizer.
@@ -431,11 +517,11 @@ import Glibc
             for useMomentum in [false, true] {
                 let reduced = VarianceReduced(base: base, views: network.views, parameterCount: p, groups: 2,
                                               settings: Self.settings(groups: 2), useMomentum: useMomentum)
-                // The base's buffers (the same objects), then "gsnr_momentum" only with GSNR momentum.
-                #expect(reduced.stateBuffers.map(\.name) == names + (useMomentum ? ["gsnr_momentum"] : []), "\(variant)")
+                // The base's buffers (the same objects), then "gsnr_momentum" only with GSNR momentum, then the shift.
+                #expect(reduced.stateBuffers.map(\.name) == names + (useMomentum ? ["gsnr_momentum"] : []) + ["gsnr_shift"], "\(variant)")
                 for (mine, theirs) in zip(reduced.stateBuffers, base.stateBuffers) { #expect(mine.buffer === theirs.buffer) }
                 if useMomentum {
-                    let momentum = reduced.stateBuffers.last!.buffer
+                    let momentum = reduced.stateBuffers.first { $0.name == "gsnr_momentum" }!.buffer
                     #expect(momentum.count == p && momentum.array.allSatisfy { $0 == 0 })
                 }
                 // Trust ratios: the base's (LARS, LAMB) or none.
@@ -478,7 +564,7 @@ import Glibc
         var rng = Xoshiro256(seed: Self.seed, stream: 9)
         for _ in 0..<3 {
             let (x, labels) = Self.batch(&rng)
-            _ = Self.foldGroups(first, x: x, labels: labels, groups: k, sum: sum, squares: squares)
+            _ = Self.foldGroups(first, x: x, labels: labels, groups: k, sum: sum, squares: squares, shift: running.shift)
             running.step(parameters: first.parameters.pointer, gradients: sum.pointer, lr: Float(variant.lr))
         }
         // Restore into a fresh wrapper over a network with other weights.
@@ -490,7 +576,8 @@ import Glibc
         let sum2 = FloatBuffer(count: p), squares2 = FloatBuffer(count: p)
         resumed.bind(squares: squares2.pointer)
         let (x, labels) = Self.batch(&rng)
-        _ = Self.foldGroups(first, x: x, labels: labels, groups: k, sum: sum, squares: squares)
+        #expect(resumed.shift.array == running.shift.array, "the shift is restored with the state")
+        _ = Self.foldGroups(first, x: x, labels: labels, groups: k, sum: sum, squares: squares, shift: running.shift)
         sum2.copy(from: sum.array)
         squares2.copy(from: squares.array)
         running.step(parameters: first.parameters.pointer, gradients: sum.pointer, lr: Float(variant.lr))
@@ -542,7 +629,7 @@ import Glibc
         let w0 = network.parameters.array
         reduced.step(parameters: network.parameters.pointer, gradients: sum.pointer, lr: Float(variant.lr))
         let w = network.parameters.array, g = sum.array
-        let momentum = reduced.stateBuffers.last!.buffer.array
+        let momentum = reduced.stateBuffers.first { $0.name == "gsnr_momentum" }!.buffer.array
         #expect(w.allSatisfy { $0.isFinite } && g.allSatisfy { $0.isFinite } && momentum.allSatisfy { $0.isFinite })
         for l in [1, 3] {
             let range = views[l].offset..<(views[l].offset + views[l].count)
@@ -634,7 +721,8 @@ import Glibc
         want.gamma = 0.5
         #expect(job.gsnr == want)
         // The parsed job, which set neither, has the documented defaults (docs/jobs.md).
-        #expect(job.gsnr?.epsilon == 1e-12 && job.gsnr?.beta3 == 0.9, "documented defaults")
+        #expect(job.gsnr?.epsilon == nil && job.gsnr?.epsilonRelative == 1e-8 && job.gsnr?.beta3 == 0.9, "documented defaults")
+        #expect(job.gsnr?.smoothing == nil && job.gsnr?.apply == .gradient)
         // Settings of a disabled section are accepted and ignored.
         #expect(try Self.gsnrJob("enabled = false\ngamma = 0.5").gsnr == nil)
         // --set switches it on.

@@ -86,6 +86,60 @@ extension MultiRank {
             }
         }
 
+        /// The statistics keys (apply = "update", smoothing, eps_relative, run.noise_scale) keep the contract:
+        /// 4 groups as 2 ranks × 2 and 1 × 4 train alike (relative 1e-5 on losses and weights after 4 steps),
+        /// the noise scale is logged, and a run stopped at step 2 and resumed ends bitwise where the straight
+        /// one does (the shift and the smoothed multiplier come back from the checkpoint).
+        @Test func statisticsKeysKeepInvarianceAndResume() throws {
+            let dir = try Scratch.folder("gsnr-statistics")
+            try Scratch.dataset(at: dir + "/data.h5")
+            let optimizer = "name = \"adam\"\nlr = 0.01\n\n[gsnr]\nenabled = true\napply = \"update\"\nsmoothing = 0.5\neps_relative = 1e-7"
+            let keys = ["run.noise_scale=true", "run.checkpoint_every=2"]
+            let two = try Self.train(dir, "2x2", ranks: 2, optimizer: optimizer, steps: 4, set: keys + ["gsnr.groups_per_rank=2"])
+            let one = try Self.train(dir, "1x4", ranks: nil, optimizer: optimizer, steps: 4, set: keys + ["gsnr.groups_per_rank=4"])
+            for ((step, a), (_, b)) in zip(two.0, one.0) {
+                #expect(abs(a - b) <= 1e-5 * abs(a), "step \(step): \(a) vs \(b)")
+            }
+            for (path, values) in two.1 where path.hasPrefix("/model/") {
+                #expect(relativeDifference(values, one.1[path] ?? []) <= 1e-5, "\(path)")
+            }
+            let steps = two.2.filter { $0["split"] == nil && $0["step"] != nil }
+            #expect(steps.count == 4 && steps.allSatisfy { $0["noise_trace"] is Double && $0["gsnr_step_ratio"] is [String: Double] })
+            #expect(steps.allSatisfy { ($0["collectives"] as? Int) == 1 })
+
+            try Scratch.job(at: "\(dir)/split.toml", data: dir + "/data.h5", out: "\(dir)/split", steps: 4, optimizer: optimizer)
+            let set = (keys + ["gsnr.groups_per_rank=2"]).flatMap { ["--set", $0] }
+            let first = try Launcher.run(ranks: 2, ["train", "\(dir)/split.toml", "--stop-after", "2"] + set)
+            #expect(first.exitCode == 0, "\(first.stderr)")
+            let second = try Launcher.run(ranks: 2, ["train", "\(dir)/split.toml", "--resume"] + set)
+            #expect(second.exitCode == 0, "\(second.stderr)")
+            let resumed = try Scratch.checkpointTensors(Scratch.checkpoint("\(dir)/split", step: 4))
+            #expect(resumed.keys.contains { $0.contains("gsnr_shift") } && resumed.keys.contains { $0.contains("gsnr_momentum") })
+            for (path, values) in two.1 {
+                #expect(bitPatterns(values) == bitPatterns(try #require(resumed[path])), "\(path) differs after resume")
+            }
+        }
+
+        /// run.noise_scale without GSNR folds the groups but leaves the update alone: the same training as
+        /// momentum SGD over the same partial gradients (batch.micro = the group size; relative 1e-6).
+        @Test func noiseScaleAloneLeavesTheUpdate() throws {
+            let dir = try Scratch.folder("gsnr-noise")
+            try Scratch.dataset(at: dir + "/data.h5")
+            let base = "name = \"sgd\"\nlr = 0.2\nmomentum = 0.9"
+            let noise = try Self.train(dir, "noise", ranks: 2, optimizer: base, steps: 6,
+                                       set: ["run.noise_scale=true", "gsnr.groups_per_rank=2"])
+            let plain = try Self.train(dir, "plain", ranks: 2, optimizer: base, steps: 6, set: ["batch.micro=6"])
+            for ((step, a), (_, b)) in zip(noise.0, plain.0) {
+                #expect(abs(a - b) <= 1e-6 * abs(a), "step \(step): \(a) vs \(b)")
+            }
+            for (path, values) in plain.1 where path.hasPrefix("/model/") {
+                #expect(relativeDifference(values, noise.1[path] ?? []) <= 1e-6, "\(path)")
+            }
+            let steps = noise.2.filter { $0["split"] == nil && $0["step"] != nil }
+            #expect(steps.count == 6 && steps.allSatisfy { ($0["noise_trace"] as? Double).map { $0 > 0 } == true })
+            #expect(steps.allSatisfy { $0["gsnr_mean"] == nil }, "no multiplier, no GSNR fields")
+        }
+
         @Test func oneGroupIsAnError() throws {
             let dir = try Scratch.folder("gsnr-k1")
             try Scratch.dataset(at: dir + "/data.h5")

@@ -54,6 +54,7 @@ public enum ResumeContract {
         "augment.crop_padding": "0",
         "augment.flip": "false",
         "loss.label_smoothing": "0.0",
+        "run.noise_scale": "false",
     ]
 
     /// The differences between two resolved jobs (`Job.resolvedTOML`), in key order.

@@ -32,7 +32,7 @@ extension Job {
                 if let micro = batch.micro {
                     throw LockstepError.usage("\(key): stats = \"global\" normalises over the whole global batch, which micro-batches (batch.micro = \(micro)) never hold at once: drop batch.micro or use stats = \"group\"")
                 }
-                if gsnr != nil {
+                if gradientGroups != nil {
                     throw LockstepError.usage("\(key): stats = \"global\" couples the GSNR gradient groups through the batch statistics: use stats = \"group\" with GSNR")
                 }
             case .local:

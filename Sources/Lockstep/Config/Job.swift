@@ -28,6 +28,9 @@ public struct Job: Equatable, Sendable {
         public var stallTimeout: Double
         /// `run.tensorboard`: rank 0 also writes the logged scalars as TensorBoard events.
         public var tensorboard = false
+        /// `run.noise_scale`: log the gradient noise scale every logged step (docs/algorithms.md §2.6);
+        /// without GSNR the step folds `gsnr.groups_per_rank` groups per rank and updates unchanged.
+        public var noiseScale: Bool = false
     }
 
     public struct Data: Equatable, Sendable {
@@ -101,6 +104,8 @@ public struct Job: Equatable, Sendable {
     public var schedule: Schedule
     /// GSNR-corrected updates (VR-<optimizer>); nil when `[gsnr] enabled` is false.
     public var gsnr: GSNRSettings?
+    /// `run.noise_scale` without GSNR: the groups of `[gsnr]` folded for the statistics only.
+    public var noiseScaleGroups: GSNRSettings?
     /// `[exchange] bucket_mb`: bucket size of the overlapped gradient exchange (0: one allreduce after backward).
     public var bucketMegabytes: Double
     /// `[augment]`: random crop and flip of each minibatch training sample (identity by default).
@@ -156,7 +161,8 @@ public struct Job: Equatable, Sendable {
             fullGradNormEvery: try r.int("full_grad_norm_every", default: 0, min: 0),
             nonfinite: try r.choice("nonfinite", default: NonFinitePolicy.abort),
             stallTimeout: try r.double("stall_timeout", default: 900, min: 0),
-            tensorboard: try r.bool("tensorboard", default: false))
+            tensorboard: try r.bool("tensorboard", default: false),
+            noiseScale: try r.bool("noise_scale", default: false))
         if run.out.isEmpty {
             throw LockstepError.usage("run.out is empty: set it to the run directory, e.g. run.out = \"runs/\(name)\" (the default)")
         }
@@ -246,15 +252,27 @@ public struct Job: Equatable, Sendable {
         var settings = GSNRSettings()
         settings.groupsPerRank = try g.int("groups_per_rank", default: 1, min: 1)
         settings.gamma = try g.double("gamma", default: 0.1, min: 0, max: 1)
-        settings.epsilon = try g.double("eps", default: 1e-12, min: 0)
+        settings.epsilon = try g.has("eps") ? g.double("eps", min: 0) : nil
+        settings.epsilonRelative = try g.double("eps_relative", default: 1e-8, min: 0)
         settings.beta3 = try g.double("beta3", default: 0.9, min: 0, max: 0.999999)
+        settings.smoothing = try g.has("smoothing") ? g.double("smoothing", min: 0, max: 0.999999) : nil
+        settings.apply = try g.choice("apply", default: GSNRSettings.Apply.gradient)
         if settings.gamma == 0 {
             throw LockstepError.usage("\(g.prefix).gamma: must be greater than 0 (the paper uses 0.1; 1 recovers the base optimizer)")
         }
         if settings.epsilon == 0 {
             // With ε = 0 an element whose gradient is 0 in every group (a dead unit, an always-zero
             // pixel) gives r = 0/0 and poisons its tensor's mean.
-            throw LockstepError.usage("\(g.prefix).eps: must be greater than 0 (default 1e-12)")
+            throw LockstepError.usage("\(g.prefix).eps: must be greater than 0 (or leave it unset for eps_relative = 1e-8)")
+        }
+        if settings.epsilon != nil && g.has("eps_relative") {
+            throw LockstepError.usage("\(g.prefix): set eps (absolute) or eps_relative (× each tensor's mean ḡ²), not both")
+        }
+        if settings.epsilonRelative == 0 {
+            throw LockstepError.usage("\(g.prefix).eps_relative: must be greater than 0 (default 1e-8; or set an absolute gsnr.eps)")
+        }
+        if settings.smoothing != nil && g.has("beta3") {
+            throw LockstepError.usage("\(g.prefix): set smoothing (every base) or beta3 (the Adam family's default smoothing), not both")
         }
         gsnr = gsnrEnabled ? settings : nil
         if gsnrEnabled && optimizer.name == .lbfgs {
@@ -262,6 +280,19 @@ public struct Job: Equatable, Sendable {
         }
         if gsnrEnabled && batch.full {
             throw LockstepError.usage("\(g.prefix).enabled: GSNR needs equal gradient groups, which batch.global = \"full\" does not give: set a numeric batch.global or gsnr.enabled = false")
+        }
+        if run.noiseScale && !gsnrEnabled {
+            // The same groups and fold as GSNR, the multiplier off: the update stays the base's.
+            var groups = GSNRSettings()
+            groups.groupsPerRank = settings.groupsPerRank
+            groups.multiplies = false
+            noiseScaleGroups = groups
+            if optimizer.name == .lbfgs || batch.full {
+                let why = optimizer.name == .lbfgs ? "optimizer.name = \"lbfgs\"" : "batch.global = \"full\""
+                throw LockstepError.usage("run.noise_scale: the noise scale comes from the gradient groups of minibatch first-order steps, not \(why): set run.noise_scale = false")
+            }
+        } else {
+            noiseScaleGroups = nil
         }
         try g.finish()
 
@@ -311,8 +342,25 @@ public struct Job: Equatable, Sendable {
         }
     }
 
-    /// Whether the GSNR multiplier gets its own momentum (β3): with the Adam-family bases.
-    public var gsnrMomentum: Bool { [.adam, .adamw, .lamb].contains(optimizer.name) }
+    /// The gradient groups each step folds: GSNR's, or run.noise_scale's (statistics only); nil: plain steps.
+    public var gradientGroups: GSNRSettings? { gsnr ?? noiseScaleGroups }
+
+    /// The EMA coefficient of the GSNR multiplier: `gsnr.smoothing`, else β3 with the Adam-family bases, else 0.
+    public var gsnrSmoothing: Double {
+        let gsnr = self.gsnr ?? GSNRSettings()
+        return gsnr.smoothing ?? ([.adam, .adamw, .lamb].contains(optimizer.name) ? gsnr.beta3 : 0)
+    }
+
+    /// Whether the GSNR multiplier is smoothed (the "GSNR momentum"): `gsnrSmoothing` > 0.
+    public var gsnrMomentum: Bool { gsnrSmoothing > 0 }
+
+    /// The first line's note on few groups: the per-tensor normalisation of r is ill-posed with k < 8
+    /// (k = 2, 3 stay allowed); nil otherwise.
+    public func gsnrGroupsWarning(worldSize: Int) -> String? {
+        guard let gsnr, gsnr.multiplies else { return nil }
+        let k = gsnr.groupsPerRank * worldSize
+        return k < 8 ? "warning: GSNR over only \(k) gradient groups: r and its per-tensor mean are noisy below 8 (raise gsnr.groups_per_rank)" : nil
+    }
 
     /// Fills in what `batch.global = "full"` means for this training set (its size), here and
     /// wherever the batch is the default (the rate-scaling base batch). Call before anything else
@@ -331,8 +379,8 @@ public struct Job: Equatable, Sendable {
         // Per rank and batch of the run: the rows of one pass (BatchNorm groups must divide it).
         let segments = batch.full ? [] : try plan(trainSamples: trainSamples).segments
         try validateBatchNorms(passes: Set([batch.global] + segments.map(\.batch)).sorted().map { b in
-            let pass = batch.micro ?? b / worldSize / (gsnr?.groupsPerRank ?? 1)
-            return (pass, "batch \(b) over \(worldSize) rank(s)" + (batch.micro != nil ? " in micro-batches" : gsnr != nil ? " in GSNR groups" : ""))
+            let pass = batch.micro ?? b / worldSize / (gradientGroups?.groupsPerRank ?? 1)
+            return (pass, "batch \(b) over \(worldSize) rank(s)" + (batch.micro != nil ? " in micro-batches" : gradientGroups != nil ? " in GSNR groups" : ""))
         })
     }
 
@@ -360,13 +408,13 @@ public struct Job: Equatable, Sendable {
             if let micro = batch.micro, share % micro != 0 {
                 throw LockstepError.usage("batch.micro = \(micro) does not divide the per-rank share \(share) of \(which) over \(worldSize) ranks: use a divisor of \(share)")
             }
-            if let gsnr {
+            if let gsnr = gradientGroups {
                 let (groups, overflow) = worldSize.multipliedReportingOverflow(by: gsnr.groupsPerRank)
                 guard !overflow, groups <= share * worldSize else {
                     throw LockstepError.usage("gsnr.groups_per_rank = \(gsnr.groupsPerRank) is more groups than the \(share) samples per rank of \(which): use a divisor of \(share)")
                 }
                 guard groups >= 2 else {
-                    throw LockstepError.usage("gsnr.groups_per_rank = \(gsnr.groupsPerRank) on \(worldSize) rank(s) gives \(groups) gradient group; GSNR needs at least 2 gradient groups: set gsnr.groups_per_rank = 2 or more, or run on more ranks")
+                    throw LockstepError.usage("gsnr.groups_per_rank = \(gsnr.groupsPerRank) on \(worldSize) rank(s) gives \(groups) gradient group; \(gsnr.multiplies ? "GSNR" : "run.noise_scale") needs at least 2 gradient groups: set gsnr.groups_per_rank = 2 or more, or run on more ranks")
                 }
                 guard share % gsnr.groupsPerRank == 0 else {
                     throw LockstepError.usage("gsnr.groups_per_rank = \(gsnr.groupsPerRank) does not divide the per-rank share \(share) of \(which): use a divisor of \(share)")

@@ -37,6 +37,7 @@ extension Job {
                   "nonfinite = \(q(run.nonfinite.rawValue))",
                   "stall_timeout = \(run.stallTimeout)",
                   "tensorboard = \(run.tensorboard)",
+                  "noise_scale = \(run.noiseScale)",
                   "",
                   "[data]",
                   "file = \(q(data.file))",
@@ -95,8 +96,14 @@ extension Job {
         if let gsnr {
             lines += ["groups_per_rank = \(gsnr.groupsPerRank)",
                       "gamma = \(gsnr.gamma)",
-                      "eps = \(gsnr.epsilon)",
-                      "beta3 = \(gsnr.beta3)"]
+                      // Whichever ε applies: an absolute eps, or eps_relative × each tensor's mean ḡ².
+                      gsnr.epsilon.map { "eps = \($0)" } ?? "eps_relative = \(gsnr.epsilonRelative)",
+                      // smoothing when set (every base), else beta3 (the Adam family's default).
+                      gsnr.smoothing.map { "smoothing = \($0)" } ?? "beta3 = \(gsnr.beta3)",
+                      "apply = \(q(gsnr.apply.rawValue))"]
+        } else if let groups = noiseScaleGroups {
+            // run.noise_scale alone folds these groups.
+            lines.append("groups_per_rank = \(groups.groupsPerRank)")
         }
         lines += ["", "[exchange]", "bucket_mb = \(bucketMegabytes)",
                   "", "[augment]", "crop_padding = \(augment.cropPadding)", "flip = \(augment.flip)",

@@ -30,7 +30,8 @@ public struct TrainerConfiguration {
     public let microBatch: Int?
     /// `batch.global = "full"`.
     public let fullBatch: Bool
-    /// GSNR's settings (nil: plain updates); `gsnrMomentum` selects GSNR momentum.
+    /// The gradient groups' settings: GSNR's, or run.noise_scale's with `multiplies` false (nil: plain
+    /// updates); `gsnrMomentum` selects the smoothed multiplier.
     public let gsnr: GSNRSettings?
     public let gsnrMomentum: Bool
     /// Bucket size of the overlapped exchange (0: one allreduce after backward).
@@ -89,7 +90,7 @@ extension Job {
         let probing = probeBucketMegabytes != nil && bucketMegabytes == 0 && overlapApplies
         return TrainerConfiguration(method: method, schedule: try learningRateSchedule(trainSamples: trainSamples), seed: run.seed,
                                     batchSchedule: batch.schedule, largestBatch: try largestBatch(trainSamples: trainSamples),
-                                    microBatch: batch.micro, fullBatch: batch.full, gsnr: gsnr, gsnrMomentum: gsnrMomentum,
+                                    microBatch: batch.micro, fullBatch: batch.full, gsnr: gradientGroups, gsnrMomentum: gsnrMomentum,
                                     bucketMegabytes: probing ? probeBucketMegabytes! : bucketMegabytes, overlap: !probing,
                                     nonfinite: run.nonfinite, augmentation: augment, labelSmoothing: Float(labelSmoothing),
                                     stopRequested: stopRequested)

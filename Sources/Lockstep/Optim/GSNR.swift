@@ -1,42 +1,74 @@
 // GSNR-corrected updates (VRGD, Jiang et al. 2023; docs/algorithms.md §2). The trainer folds each
-// gradient group into [Σ_d g_d, Σ_d g_d²] before the one fused allreduce; this optimizer turns
-// those moments into the per-element multiplier r (normalised to mean 1 per tensor, clipped to
-// [γ, 1]) and hands r ⊙ ḡ (VR-Adam/VR-LAMB: p̂ ⊙ ḡ, with p the GSNR momentum) to the base optimizer.
+// gradient group, shifted by a reference identical on every rank (the previous step's ḡ/k), into
+// [Σ_d (w_d − a), Σ_d (w_d − a)²] before the one fused allreduce; this wrapper turns those sums into
+// ḡ, the across-group variance s² and the per-element multiplier c (r normalised to mean 1 per
+// tensor, clipped to [γ, 1], optionally smoothed), and applies c to the gradient the base optimizer
+// receives or to the step it takes. Without the multiplier (run.noise_scale alone) it only measures.
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 public struct GSNRSettings: Equatable, Sendable {
+    /// Where the multiplier acts (`gsnr.apply`).
+    public enum Apply: String, Sendable, CaseIterable {
+        /// c ⊙ ḡ goes into the base optimizer.
+        case gradient
+        /// The base optimizer steps on ḡ and its step is multiplied by c.
+        case update
+    }
+
     /// m: gradient groups per rank; k = ranks × m must be at least 2.
     public var groupsPerRank = 1
     /// γ: the lower clip of the multiplier (γ = 1 recovers the base optimizer).
     public var gamma = 0.1
-    /// ε in r = ḡ²/(s² + ε), in squared-gradient units.
-    public var epsilon = 1e-12
-    /// β3 of the GSNR momentum (used with Adam, AdamW and LAMB bases).
+    /// `gsnr.eps`: an absolute ε in r = ḡ²/(s² + ε), in squared-gradient units; nil: relative.
+    public var epsilon: Double? = nil
+    /// `gsnr.eps_relative`: ε = this × mean(ḡ²) of each tensor at each step (used when `epsilon` is nil).
+    public var epsilonRelative = 1e-8
+    /// β3 of the GSNR momentum: the smoothing of the Adam, AdamW and LAMB bases when `smoothing` is unset.
     public var beta3 = 0.9
+    /// `gsnr.smoothing`: the EMA coefficient of the multiplier for every base (0: none); nil: β3
+    /// with the Adam family, none otherwise.
+    public var smoothing: Double? = nil
+    public var apply = Apply.gradient
+    /// false: the statistics only (`run.noise_scale` without GSNR): ḡ goes to the base unchanged.
+    /// Not a key: set by the job.
+    public var multiplies = true
     public init() {}
 }
 
-/// A base optimizer with the GSNR multiplier applied to its gradient.
+/// A base optimizer with the GSNR multiplier applied to its gradient or to its step.
 public final class VarianceReduced: Optimizer, TrustRatioReporting {
     public let base: any Optimizer
     private let views: [ParameterView]
     private let settings: GSNRSettings
     /// k, the total number of gradient groups.
-    private let groups: Int
-    /// Σ_d w_d² after the exchange (w_d = g_d / k, the group's share of the mean); the trainer owns it.
+    public let groups: Int
+    /// Σ_d (w_d − a)² after the exchange (w_d = g_d / k, the group's share of the mean); the trainer owns it.
     private var squares: UnsafeMutablePointer<Float>?
-    /// GSNR momentum p (nil for bases without it).
+    /// The shift a = ḡ/k of the previous step (0 before the first), which the fold subtracts from
+    /// every group: state, checkpointed as `gsnr_shift`, so resume continues bitwise.
+    public let shift: FloatBuffer
+    /// The smoothed multiplier q (nil without smoothing), checkpointed as `gsnr_momentum`.
     private let momentum: FloatBuffer?
+    private let beta: Double
+    /// `apply = "update"`: the parameters the base optimizer stepped, then the step Δ itself.
+    private let stepped: FloatBuffer?
 
     /// Per tensor, at the last step: mean GSNR before normalisation.
     public private(set) var meanGSNR: [Double]
     /// Per tensor, 1/mean(r) of the last step (0 when the tensor's ratios were all 0).
     private var inverseMeans: [Float]
-    /// ‖ḡ‖ at the last step, before the multiplier (the pass that needs ḡ² computes it anyway).
+    /// Per tensor, Σ ḡ² and Σ s² of the last step (Float64 sums of Float32 partial sums).
+    public private(set) var meanSquares: [Double]
+    public private(set) var variances: [Double]
+    /// Per tensor, ‖Δ_VR‖/‖Δ_base‖ of the last step with `apply = "update"` (nil otherwise).
+    private var updateRatios: [Double]
+    /// ‖ḡ‖ at the last step, before the multiplier.
     public private(set) var meanGradientNorm = 0.0
+    /// Whether the multiplier acts (false: statistics only).
+    public var multiplies: Bool { settings.multiplies }
 
     public init(base: any Optimizer, views: [ParameterView], parameterCount: Int, groups: Int,
                 settings: GSNRSettings, useMomentum: Bool) {
@@ -45,12 +77,18 @@ public final class VarianceReduced: Optimizer, TrustRatioReporting {
         self.views = views
         self.settings = settings
         self.groups = groups
-        momentum = useMomentum ? FloatBuffer(count: parameterCount) : nil
+        beta = settings.smoothing ?? settings.beta3
+        momentum = useMomentum && settings.multiplies && beta > 0 ? FloatBuffer(count: parameterCount) : nil
+        shift = FloatBuffer(count: parameterCount)
+        stepped = settings.multiplies && settings.apply == .update ? FloatBuffer(count: parameterCount) : nil
         meanGSNR = [Double](repeating: 0, count: views.count)
         inverseMeans = [Float](repeating: 0, count: views.count)
+        meanSquares = meanGSNR
+        variances = meanGSNR
+        updateRatios = meanGSNR
     }
 
-    /// Points at the exchanged Σ w_d² (the trainer's buffer, sized once).
+    /// Points at the exchanged Σ (w_d − a)² (the trainer's buffer, sized once).
     public func bind(squares: UnsafeMutablePointer<Float>) { self.squares = squares }
 
     public var updates: Int {
@@ -59,7 +97,7 @@ public final class VarianceReduced: Optimizer, TrustRatioReporting {
     }
 
     public var stateBuffers: [(name: String, buffer: FloatBuffer)] {
-        base.stateBuffers + (momentum.map { [("gsnr_momentum", $0)] } ?? [])
+        base.stateBuffers + (momentum.map { [("gsnr_momentum", $0)] } ?? []) + [("gsnr_shift", shift)]
     }
 
     public var trustRatioReport: [(name: String, ratio: Double)] { base.trustRatioReport }
@@ -69,34 +107,66 @@ public final class VarianceReduced: Optimizer, TrustRatioReporting {
     public func step(parameters: UnsafeMutablePointer<Float>, gradients: UnsafeMutablePointer<Float>, lr: Float) {
         guard let squares else { preconditionFailure("VarianceReduced.bind(squares:) was not called") }
         let t = Double(base.updates + 1)
-        let k = Float(groups), eps = Float(settings.epsilon), gamma = Float(settings.gamma)
-        let beta3 = Float(settings.beta3)
-        let correction = Float(1 / (1 - pow(settings.beta3, t)))
+        let k = Float(groups), gamma = Float(settings.gamma), beta = Float(self.beta)
+        let correction = Float(1 / (1 - pow(self.beta, t)))
         var gradientNormSquared = 0.0
-        let momentumBase = momentum?.pointer
+        let q = momentum?.pointer
         for (index, view) in views.enumerated() {
             let g = gradients + view.offset, r = squares + view.offset, n = view.count
-            // Pass 1: r = ḡ²/(s² + ε) with s² = (1/k)Σ g_d² − ḡ² = k·Σ w_d² − ḡ² (clamped at 0),
-            // written over the squares it came from. Eight lanes at a time (the loop is the
-            // step's overhead over the base optimizer); partial sums go to Float64 every block.
-            let (ratioSum, normSquared) = Self.ratios(g, r, n, k: k, eps: eps)
-            gradientNormSquared += normSquared
-            let layerMean = ratioSum / Double(n)
+            // ḡ and s² from the shifted sums (no cancellation of ḡ² against Σ w_d²: §2.2).
+            let (sumSquares, sumVariances) = GSNRKernels.moments(g, r, shift: shift.pointer + view.offset, n, k: k)
+            meanSquares[index] = sumSquares
+            variances[index] = sumVariances
+            gradientNormSquared += sumSquares
+            guard settings.multiplies else { continue }
+            // ε absolute, or relative to this tensor's gradient scale (never 0: r = 0/0 where ḡ = s² = 0).
+            let eps = settings.epsilon.map { Float($0) }
+                ?? max(Float(settings.epsilonRelative * sumSquares / Double(n)), .leastNormalMagnitude)
+            let layerMean = GSNRKernels.ratios(g, r, n, eps: eps) / Double(n)
             meanGSNR[index] = layerMean
-            // Pass 2: normalise to mean 1, clip to [γ, 1], scale ḡ. An all-zero ratio (ḡ = 0) has no
-            // mean to normalise by; the multiplier is then 1 (the step is zero anyway).
+            // An all-zero ratio (ḡ = 0) has no mean to normalise by; the multiplier is then 1.
             let inverse: Float = layerMean > 0 && layerMean.isFinite ? Float(1 / layerMean) : 0
             inverseMeans[index] = inverse
-            Self.scale(g, r, n, inverse: inverse, gamma: gamma,
-                       momentum: momentumBase?.advanced(by: view.offset), beta3: beta3, correction: correction)
+            if settings.apply == .gradient {
+                GSNRKernels.scaleGradient(g, r, n, inverse: inverse, gamma: gamma, smoothed: q.map { $0 + view.offset },
+                                          beta: beta, correction: correction)
+            }
         }
         meanGradientNorm = gradientNormSquared.squareRoot()
-        base.step(parameters: parameters, gradients: gradients, lr: lr)
+        guard let stepped else {
+            base.step(parameters: parameters, gradients: gradients, lr: lr)
+            return
+        }
+        // apply = "update": the base steps a copy of the parameters on ḡ; its step is then scaled.
+        stepped.pointer.update(from: parameters, count: stepped.count)
+        base.step(parameters: stepped.pointer, gradients: gradients, lr: lr)
+        for (index, view) in views.enumerated() {
+            let (scaled, unscaled) = GSNRKernels.scaleStep(
+                parameters + view.offset, stepped: stepped.pointer + view.offset, squares + view.offset, view.count,
+                inverse: inverseMeans[index], gamma: gamma, smoothed: q.map { $0 + view.offset }, beta: beta, correction: correction)
+            updateRatios[index] = unscaled > 0 ? (scaled / unscaled).squareRoot() : 1
+        }
     }
 
-    /// Per tensor, the fractions of the last step's multipliers clipped at γ and at 1. Computed on
-    /// demand (when a step is logged) from the ratios the step left in the squares buffer, so the
-    /// step itself carries no counting.
+    /// Per tensor, the last step's ‖VR step‖/‖base step‖: with `apply = "update"` measured on the
+    /// steps themselves; with `"gradient"` it is ‖c ⊙ ḡ‖/‖ḡ‖, what the base received over what it
+    /// would have (the step ratio for SGD; Adam, LARS and LAMB may undo it). 1 where ḡ = 0.
+    /// Computed on demand (when a step is logged) from the gradient buffer the step left.
+    public func stepRatios(gradients: UnsafePointer<Float>) -> [Double] {
+        if stepped != nil { return updateRatios }
+        return views.enumerated().map { index, view in
+            let adapted = VectorKernels.dot(gradients + view.offset, gradients + view.offset, view.count)
+            return meanSquares[index] > 0 ? (adapted / meanSquares[index]).squareRoot() : 1
+        }
+    }
+
+    /// The last step's noise-scale statistics for global batch `batch` (docs/algorithms.md §2.6).
+    public func noiseScale(batch: Int) -> NoiseScale {
+        NoiseScale(varianceSum: variances.reduce(0, +), meanSquares: meanSquares.reduce(0, +), groups: groups, batch: batch)
+    }
+
+    /// Per tensor, the fractions of the last step's multipliers clipped at γ and at 1 (before any
+    /// smoothing). Computed on demand from the ratios the step left in the squares buffer.
     public func clipFractions() -> (low: [Double], high: [Double]) {
         guard let squares else { return ([], []) }
         let gamma = Float(settings.gamma)
@@ -113,71 +183,5 @@ public final class VarianceReduced: Optimizer, TrustRatioReporting {
             high.append(Double(highCount) / Double(view.count))
         }
         return (low, high)
-    }
-}
-
-extension VarianceReduced {
-    /// Pass 1 over one tensor: r[j] ← ḡ[j]²/(max(k·r[j] − ḡ[j]², 0) + ε). Returns (Σ r, Σ ḡ²).
-    @inline(__always)
-    static func ratios(_ g: UnsafeMutablePointer<Float>, _ r: UnsafeMutablePointer<Float>, _ n: Int,
-                       k: Float, eps: Float) -> (Double, Double) {
-        typealias V = SIMD8<Float>
-        var ratioSum = 0.0, normSquared = 0.0
-        var j = 0
-        let kv = V(repeating: k), ev = V(repeating: eps), zero = V(repeating: 0)
-        while j + 8 <= n {
-            var rs = zero, gs = zero
-            let blockEnd = min(n - (n - j) % 8, j + 1024)
-            while j < blockEnd {
-                let mean = UnsafeRawPointer(g + j).loadUnaligned(as: V.self)
-                let meanSquared = mean * mean
-                let squares = UnsafeRawPointer(r + j).loadUnaligned(as: V.self)
-                let variance = pointwiseMax(kv * squares - meanSquared, zero)
-                let ratio = meanSquared / (variance + ev)
-                UnsafeMutableRawPointer(r + j).storeBytes(of: ratio, as: V.self)
-                rs += ratio
-                gs += meanSquared
-                j += 8
-            }
-            ratioSum += Double(rs.sum())
-            normSquared += Double(gs.sum())
-        }
-        while j < n {
-            let meanSquared = g[j] * g[j]
-            let ratio = meanSquared / (max(k * r[j] - meanSquared, 0) + eps)
-            r[j] = ratio
-            ratioSum += Double(ratio)
-            normSquared += Double(meanSquared)
-            j += 1
-        }
-        return (ratioSum, normSquared)
-    }
-
-    /// Pass 2 over one tensor: m = clip(r·inverse, γ, 1) (1 when `inverse` is 0); with GSNR
-    /// momentum p ← β3·p + (1−β3)·m and m ← p·correction; then ḡ ← ḡ·m. Plain loops without
-    /// reductions or masks, which the compiler vectorises.
-    @inline(__always)
-    static func scale(_ g: UnsafeMutablePointer<Float>, _ r: UnsafePointer<Float>, _ n: Int, inverse: Float, gamma: Float,
-                      momentum p: UnsafeMutablePointer<Float>?, beta3: Float, correction: Float) {
-        if inverse == 0 {
-            // No ratios to normalise (ḡ = 0 throughout): the multiplier is 1.
-            guard let p else { return }
-            for j in 0..<n {
-                let pj = beta3 * p[j] + (1 - beta3)
-                p[j] = pj
-                g[j] *= pj * correction
-            }
-            return
-        }
-        if let p {
-            for j in 0..<n {
-                let m = min(max(r[j] * inverse, gamma), 1)
-                let pj = beta3 * p[j] + (1 - beta3) * m
-                p[j] = pj
-                g[j] *= pj * correction
-            }
-        } else {
-            for j in 0..<n { g[j] *= min(max(r[j] * inverse, gamma), 1) }
-        }
     }
 }

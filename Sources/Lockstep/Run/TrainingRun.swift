@@ -76,7 +76,7 @@ public enum TrainingRun {
                                       communicator: comm)
             // Activations are sized for the largest pass: a micro-batch, or the rank's whole share.
             let rows = Trainer.passRows(largestBatch: try job.largestBatch(trainSamples: train.count), ranks: comm.size,
-                                        groupsPerRank: job.gsnr?.groupsPerRank ?? 1, microBatch: job.batch.micro, fullBatch: job.batch.full)
+                                        groupsPerRank: job.gradientGroups?.groupsPerRank ?? 1, microBatch: job.batch.micro, fullBatch: job.batch.full)
             try MemoryBudget.require(count: network.activationFloatsPerSample.flatMap { MemoryBudget.product([$0, rows]) },
                                      elementSize: MemoryLayout<Float>.size,
                                      for: "the activations of \(rows) samples per rank", fix: "use a smaller batch.global, batch.micro, or fewer units")
@@ -147,7 +147,7 @@ public enum TrainingRun {
         // BatchNorm's statistics, on the first line because "local" ones break rank-count invariance.
         let batchNorms = job.batchNormSummary(passesPerStep: trainer.localBatch / trainer.microBatch,
                                               globalLayers: network.all(BatchNorm.self).filter { $0.statistics == .global }.count)
-        say("lockstep: \(job.run.name) on \(comm.size) rank(s): \(network.parameterCount) parameters, global batch \(job.batch.global) (\(trainer.localBatch) per rank\(trainer.microBatch < trainer.localBatch ? " in micro-batches of \(trainer.microBatch)" : "")), \(job.gsnr == nil ? "" : "VR-")\(job.optimizer.name.rawValue)\(job.gsnr.map { " (GSNR over \($0.groupsPerRank * comm.size) gradient groups)" } ?? ""), \(trainer.stepsPerEpoch) steps/epoch, \(total) steps, lr \(schedule.scaledLR(batch: job.batch.global))\(trainer.overlapsExchange ? ", exchange in \(trainer.bucketCount) buckets overlapped with backward" : "")\(batchNorms.map { "; " + $0 } ?? "")")
+        say("lockstep: \(job.run.name) on \(comm.size) rank(s): \(network.parameterCount) parameters, global batch \(job.batch.global) (\(trainer.localBatch) per rank\(trainer.microBatch < trainer.localBatch ? " in micro-batches of \(trainer.microBatch)" : "")), \(job.gsnr == nil ? "" : "VR-")\(job.optimizer.name.rawValue)\(job.gsnr.map { " (GSNR over \($0.groupsPerRank * comm.size) gradient groups, multiplier on the \($0.apply.rawValue))" } ?? "")\(job.noiseScaleGroups.map { " (noise scale over \($0.groupsPerRank * comm.size) gradient groups)" } ?? ""), \(trainer.stepsPerEpoch) steps/epoch, \(total) steps, lr \(schedule.scaledLR(batch: job.batch.global))\(trainer.overlapsExchange ? ", exchange in \(trainer.bucketCount) buckets overlapped with backward" : "")\(batchNorms.map { "; " + $0 } ?? "")\(job.gsnrGroupsWarning(worldSize: comm.size).map { "; " + $0 } ?? "")")
         if !job.batch.schedule.isConstant {
             // One entry per run of equal batches: "epochs 0–39: 8, epochs 40–79: 32, ...".
             let segments = try job.plan(trainSamples: train.count).segments

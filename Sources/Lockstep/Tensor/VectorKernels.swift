@@ -62,6 +62,26 @@ public enum VectorKernels {
             }
         }
     }
+
+    /// The same fold of the group shifted by `shift` (identical on every rank): with y = w − a,
+    /// sum (+)= y, squares (+)= y² (§2.1), so the variance no longer cancels against ḡ².
+    @inline(__always)
+    public static func fold(_ work: UnsafePointer<Float>, shift: UnsafePointer<Float>, sum: UnsafeMutablePointer<Float>,
+                            squares: UnsafeMutablePointer<Float>, count: Int, first: Bool) {
+        if first {
+            for j in 0..<count {
+                let y = work[j] - shift[j]
+                sum[j] = y
+                squares[j] = y * y
+            }
+        } else {
+            for j in 0..<count {
+                let y = work[j] - shift[j]
+                sum[j] += y
+                squares[j] += y * y
+            }
+        }
+    }
 }
 
 /// The reductions by the name the optimizers, L-BFGS and the trainer use (docs/algorithms.md §8.6).
@@ -84,5 +104,12 @@ public enum GradientGroups {
     public static func fold(_ work: UnsafePointer<Float>, sum: UnsafeMutablePointer<Float>,
                             squares: UnsafeMutablePointer<Float>, count: Int, first: Bool) {
         VectorKernels.fold(work, sum: sum, squares: squares, count: count, first: first)
+    }
+
+    /// Folds one group shifted by the reference `shift` (`VectorKernels.fold(_:shift:...)`).
+    @inline(__always)
+    public static func fold(_ work: UnsafePointer<Float>, shift: UnsafePointer<Float>, sum: UnsafeMutablePointer<Float>,
+                            squares: UnsafeMutablePointer<Float>, count: Int, first: Bool) {
+        VectorKernels.fold(work, shift: shift, sum: sum, squares: squares, count: count, first: first)
     }
 }

@@ -1,7 +1,8 @@
-// First-order steps: the passes leave the gradient (or, with GSNR, each group folded into the
-// moments) in the reduction's buffer, one exchange sums it with its slots, and the optimizer
-// updates the parameters from it. With GSNR the optimizer is wrapped in `VarianceReduced`,
-// which reads the squares plane of the same buffer (docs/algorithms.md §3).
+// First-order steps: the passes leave the gradient (or, with GSNR or run.noise_scale, each group
+// folded into the shifted moments) in the reduction's buffer, one exchange sums it with its slots,
+// and the optimizer updates the parameters from it. With groups the optimizer is wrapped in
+// `VarianceReduced`, which reads the squares plane of the same buffer and owns the shift the fold
+// subtracts (docs/algorithms.md §2).
 
 final class FirstOrderDriver: StepDriver {
     let optimizer: any OptimizerState
@@ -19,6 +20,8 @@ final class FirstOrderDriver: StepDriver {
     var overlapsExchange: Bool
     private(set) var stopAgreed = false
     private(set) var exchangeWait = 0.0
+    /// The last step's global batch (the noise scale needs B).
+    private var lastGlobalBatch = 0
 
     init(comm: Communicator, network: Network, base: any Optimizer, passes: BatchPasses, configuration c: TrainerConfiguration) {
         self.comm = comm
@@ -28,9 +31,9 @@ final class FirstOrderDriver: StepDriver {
         let layout = ExchangeLayout(parameters: p, gsnr: c.gsnr != nil, statistics: network.statisticsCount)
         if let gsnr = c.gsnr {
             precondition(!c.fullBatch, "validated by Job: GSNR needs equal groups, not a full batch")
-            let moments = GSNRMomentsReduction(network: network, layout: layout)
             let reduced = VarianceReduced(base: base, views: network.views, parameterCount: p,
                                           groups: c.groupsPerRank * comm.size, settings: gsnr, useMomentum: c.gsnrMomentum)
+            let moments = GSNRMomentsReduction(network: network, layout: layout, shift: reduced.shift)
             reduced.bind(squares: moments.buffer.pointer + layout.squares!)
             reduction = moments
             update = reduced
@@ -55,6 +58,7 @@ final class FirstOrderDriver: StepDriver {
     var bucketCount: Int { buckets?.bucketCount ?? 0 }
 
     func evaluate(at position: TrainingPosition, shape: StepShape, lr: Double) throws -> Double {
+        lastGlobalBatch = shape.global
         let exchange: any GradientExchange = overlapsExchange ? buckets! : single
         _ = passes.localGradient(at: position, shape: shape, exchange: exchange)
         let waitStart = Clock.nanoseconds()
@@ -90,10 +94,18 @@ final class FirstOrderDriver: StepDriver {
         }
         if let varianceReduced {
             let names = network.views.map(\.path)
-            fields.append(("gsnr_mean", Array(zip(names, varianceReduced.meanGSNR))))
-            let clipped = varianceReduced.clipFractions()
-            fields.append(("gsnr_clip_low", Array(zip(names, clipped.low))))
-            fields.append(("gsnr_clip_high", Array(zip(names, clipped.high))))
+            if varianceReduced.multiplies {
+                fields.append(("gsnr_mean", Array(zip(names, varianceReduced.meanGSNR))))
+                let clipped = varianceReduced.clipFractions()
+                fields.append(("gsnr_clip_low", Array(zip(names, clipped.low))))
+                fields.append(("gsnr_clip_high", Array(zip(names, clipped.high))))
+                fields.append(("gsnr_step_ratio", Array(zip(names, varianceReduced.stepRatios(gradients: gradient)))))
+            }
+            // The gradient noise scale from the same statistics (docs/algorithms.md §2.6).
+            let noise = varianceReduced.noiseScale(batch: lastGlobalBatch)
+            fields.append(("noise_scale", noise.simple ?? .nan))
+            fields.append(("noise_trace", noise.trace))
+            fields.append(("noise_grad_sq", noise.gradientSquared))
         }
     }
 }

@@ -3,8 +3,9 @@
 //
 //   plain          the network's gradient buffer itself, [ g (P) | slots ]: nothing to fold, the
 //                  rank's whole share is one group;
-//   GSNR moments   a buffer of its own, [ Σ w_d (P) | Σ w_d² (P) | slots ]: each group's gradient
-//                  w_d is folded into both moments before they travel (docs/algorithms.md §3).
+//   GSNR moments   a buffer of its own, [ Σ (w_d − a) (P) | Σ (w_d − a)² (P) | slots ]: each group's
+//                  gradient w_d, shifted by the wrapper's reference a (the same on every rank), is
+//                  folded into both moments before they travel (docs/algorithms.md §2.1).
 //
 // The buffer is `planes` planes of P floats, then the slots (ExchangeLayout); a range [low, high)
 // of parameters is the same range of every plane, which is how buckets cut it.
@@ -58,21 +59,25 @@ final class PlainReduction: GradientReduction {
     func copyStatistics() {}
 }
 
-/// GSNR's first and second moments over the gradient groups, [Σ w_d, Σ w_d²], in one buffer.
+/// GSNR's shifted first and second moments over the gradient groups, [Σ (w_d − a), Σ (w_d − a)²], in one buffer.
 final class GSNRMomentsReduction: GradientReduction {
     let buffer: FloatBuffer
     let layout: ExchangeLayout
     let planes: [Int]
     private let gradients: UnsafeMutablePointer<Float>
     private let squares: Int
+    /// The shift a (VarianceReduced.shift: P floats, the same on every rank).
+    private let shift: UnsafePointer<Float>
 
-    init(network: Network, layout: ExchangeLayout) {
+    init(network: Network, layout: ExchangeLayout, shift: FloatBuffer) {
         guard let squares = layout.squares else { preconditionFailure("a GSNR layout has a squares plane") }
         buffer = FloatBuffer(count: layout.count)
         self.layout = layout
         self.squares = squares
         planes = [0, squares]
         gradients = network.gradients.pointer
+        precondition(shift.count == layout.parameters, "one shift per parameter")
+        self.shift = UnsafePointer(shift.pointer)
         statistics = (network.statistics, network.statisticsCount)
         precondition(layout.statistics.count == network.statisticsCount, "the layout carries the network's statistics")
     }
@@ -86,7 +91,7 @@ final class GSNRMomentsReduction: GradientReduction {
 
     @inline(__always)
     func fold(_ low: Int, _ high: Int, first: Bool) {
-        GradientGroups.fold(gradients + low, sum: buffer.pointer + low, squares: buffer.pointer + squares + low,
+        GradientGroups.fold(gradients + low, shift: shift + low, sum: buffer.pointer + low, squares: buffer.pointer + squares + low,
                             count: high - low, first: first)
     }
 }
