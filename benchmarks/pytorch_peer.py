@@ -1,7 +1,7 @@
 """The PyTorch peer of `lockstep bench`: the models of jobs/fashion-mlp.toml (784-256-128-10, ReLU)
 or jobs/fashion-cnn.toml (conv 16@3x3 pad 1, ReLU, maxpool 2, conv 32@3x3 pad 1, ReLU, maxpool 2,
-dense 128, dense 10) or jobs/fashion-resnet.toml (stem conv 16@3x3 without bias + BN + ReLU, basic
-blocks at 16, 32 (stride 2), 64 (stride 2) with projection shortcuts, global average pool, dense 10;
+dense 128, dense 10) or jobs/fashion-resnet.toml (stem conv 24@3x3 without bias + BN + ReLU, basic
+blocks at 24, 48 (stride 2), 96 (stride 2) with projection shortcuts, global average pool, dense 10;
 BatchNorm over each process's batch, as DDP does), batch 128, SGD with Nesterov momentum 0.9 and weight decay 5e-4, float32,
 on CPU with one thread per process, on 1 process or on N processes with DistributedDataParallel
 over gloo. Prints the step time in ms (the second half of the steps, the slowest rank's time)."""
@@ -34,9 +34,9 @@ class Block(torch.nn.Module):
 def model(kind):
     if kind == "resnet":
         nn = torch.nn
-        return nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU(),
-                             Block(16, 16, 1), Block(16, 32, 2), Block(32, 64, 2),
-                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+        return nn.Sequential(nn.Conv2d(1, 24, 3, padding=1, bias=False), nn.BatchNorm2d(24), nn.ReLU(),
+                             Block(24, 24, 1), Block(24, 48, 2), Block(48, 96, 2),
+                             nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(96, 10))
     if kind == "cnn":
         return torch.nn.Sequential(
             torch.nn.Conv2d(1, 16, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),

@@ -73,7 +73,7 @@ import Testing
         let train = try Dataset(file: file, xPath: "/train/x", yPath: "/train/y", classes: 4, name: "train")
         job.resolve(trainSamples: train.count)
         try job.validate(worldSize: 1, trainSamples: train.count)
-        let network = try Network(inputShape: train.sampleShape, layers: job.layers, extraGradientSlots: job.optimizer.name == .lbfgs ? 3 : 2,
+        let network = try Network(inputShape: train.sampleShape, layers: job.layers, extraGradientSlots: ExchangeLayout.slotsAfterGradient(lbfgs: job.optimizer.name == .lbfgs),
                                   communicator: Communicator.world)
         network.initialize(seed: 1)
         return Trainer(comm: Communicator.world, network: network, train: train,

@@ -15,8 +15,8 @@ extension MultiRank {
             let lines = launch.stdout.split(separator: "\n").map(String.init)
             let exchange = try #require(lines.first { $0.hasPrefix("exchange: ") }, "\(launch.stdout)")
             #expect(exchange.contains("raw MPI_Allreduce") && exchange.contains("ratio "))
-            // The synthetic model: 20·32 + 32 + 32·16 + 16 + 16·4 + 4 = 1268 parameters, plus 2 slots.
-            #expect(exchange.contains("1270 floats"), "\(exchange)")
+            // The synthetic model: 20·32 + 32 + 32·16 + 16 + 16·4 + 4 = 1268 parameters, plus 3 slots (loss, stop, checkpoint).
+            #expect(exchange.contains("1271 floats"), "\(exchange)")
             let step = try #require(lines.first { $0.hasPrefix("step: ") }, "\(launch.stdout)")
             #expect(step.contains("global batch 24 (12 per rank)") && step.contains(" ms/step"), "\(step)")
             // The overlap probe: three kinds of pass with a mean and its error each, and the verdict.

@@ -28,6 +28,8 @@ public struct Job: Equatable, Sendable {
         public var stallTimeout: Double
         /// `run.tensorboard`: rank 0 also writes the logged scalars as TensorBoard events.
         public var tensorboard = false
+        /// `run.checkpoint_minutes`: a checkpoint once this many minutes passed since the last one (0: off).
+        public var checkpointMinutes = 0.0
         /// `run.noise_scale`: log the gradient noise scale every logged step (docs/algorithms.md §2.6);
         /// without GSNR the step folds `gsnr.groups_per_rank` groups per rank and updates unchanged.
         public var noiseScale: Bool = false
@@ -162,6 +164,7 @@ public struct Job: Equatable, Sendable {
             nonfinite: try r.choice("nonfinite", default: NonFinitePolicy.abort),
             stallTimeout: try r.double("stall_timeout", default: 900, min: 0),
             tensorboard: try r.bool("tensorboard", default: false),
+            checkpointMinutes: try r.double("checkpoint_minutes", default: 0, min: 0),
             noiseScale: try r.bool("noise_scale", default: false))
         if run.out.isEmpty {
             throw LockstepError.usage("run.out is empty: set it to the run directory, e.g. run.out = \"runs/\(name)\" (the default)")

@@ -37,6 +37,7 @@ extension Job {
                   "nonfinite = \(q(run.nonfinite.rawValue))",
                   "stall_timeout = \(run.stallTimeout)",
                   "tensorboard = \(run.tensorboard)",
+                  "checkpoint_minutes = \(run.checkpointMinutes)",
                   "noise_scale = \(run.noiseScale)",
                   "",
                   "[data]",

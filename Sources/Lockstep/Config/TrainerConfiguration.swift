@@ -47,6 +47,8 @@ public struct TrainerConfiguration {
     public let labelSmoothing: Float
     /// Whether this rank wants the job to stop (read once per exchange).
     public let stopRequested: @Sendable () -> Bool
+    /// Whether this rank asks for a checkpoint after this step (rank 0 by `run.checkpoint_minutes`).
+    public let checkpointRequested: @Sendable () -> Bool
 
     /// Gradient groups per rank (1 without GSNR).
     public var groupsPerRank: Int { gsnr?.groupsPerRank ?? 1 }
@@ -55,7 +57,7 @@ public struct TrainerConfiguration {
                      largestBatch: Int, microBatch: Int?, fullBatch: Bool, gsnr: GSNRSettings?, gsnrMomentum: Bool,
                      bucketMegabytes: Double, overlap: Bool, nonfinite: NonFinitePolicy,
                      augmentation: Augmentation, labelSmoothing: Float,
-                     stopRequested: @escaping @Sendable () -> Bool) {
+                     stopRequested: @escaping @Sendable () -> Bool, checkpointRequested: @escaping @Sendable () -> Bool) {
         self.method = method
         self.schedule = schedule
         self.seed = seed
@@ -71,6 +73,7 @@ public struct TrainerConfiguration {
         self.augmentation = augmentation
         self.labelSmoothing = labelSmoothing
         self.stopRequested = stopRequested
+        self.checkpointRequested = checkpointRequested
     }
 }
 
@@ -81,7 +84,8 @@ extension Job {
     /// size and the steps still exchange in one allreduce (no probe where no buckets apply:
     /// L-BFGS, the full batch).
     public func trainerConfiguration(for network: Network, trainSamples: Int, probeBucketMegabytes: Double? = nil,
-                                     stopRequested: @escaping @Sendable () -> Bool = { StopSignal.received != 0 }) throws -> TrainerConfiguration {
+                                     stopRequested: @escaping @Sendable () -> Bool = { StopSignal.received != 0 },
+                                     checkpointRequested: @escaping @Sendable () -> Bool = { false }) throws -> TrainerConfiguration {
         // The network's input is the data's sample shape: augmentation must fit it.
         try validate(sampleShape: network.inputShape)
         let method = optimizer.method(for: network, seed: run.seed,
@@ -93,6 +97,6 @@ extension Job {
                                     microBatch: batch.micro, fullBatch: batch.full, gsnr: gradientGroups, gsnrMomentum: gsnrMomentum,
                                     bucketMegabytes: probing ? probeBucketMegabytes! : bucketMegabytes, overlap: !probing,
                                     nonfinite: run.nonfinite, augmentation: augment, labelSmoothing: Float(labelSmoothing),
-                                    stopRequested: stopRequested)
+                                    stopRequested: stopRequested, checkpointRequested: checkpointRequested)
     }
 }

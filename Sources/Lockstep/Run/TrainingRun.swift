@@ -122,8 +122,10 @@ public enum TrainingRun {
         // 3. Model and optimizer, identical on every rank by construction.
         network.initialize(seed: job.run.seed)
         // The bench's overlap probe needs buckets even when the job's steps do not use them.
+        let checkpointTimer = CheckpointTimer(minutes: job.run.checkpointMinutes, isRoot: comm.isRoot)
         let configuration = try job.trainerConfiguration(for: network, trainSamples: train.count,
-                                                         probeBucketMegabytes: options.overlapProbePasses == nil ? nil : options.probeBucketMB)
+                                                         probeBucketMegabytes: options.overlapProbePasses == nil ? nil : options.probeBucketMB,
+                                                         checkpointRequested: { checkpointTimer.due() })
         let schedule = configuration.schedule
         let trainer = Trainer(comm: comm, network: network, train: train, configuration: configuration)
 
@@ -239,8 +241,10 @@ public enum TrainingRun {
                              "full_loss": full.loss, "samples": p.samplesSeen])
                 say("full gradient after epoch \(p.epoch): norm \(format(full.norm, 5)), training loss \(format(full.loss, 4)), \(p.samplesSeen) samples processed")
             }
-            if p.step == stopAt || trainer.stopAgreed || (job.run.checkpointEvery > 0 ? p.step % job.run.checkpointEvery == 0 : epochEnd) {
+            if p.step == stopAt || trainer.stopAgreed || trainer.checkpointAgreed
+                || (job.run.checkpointEvery > 0 ? p.step % job.run.checkpointEvery == 0 : epochEnd) {
                 try writeCheckpoint(job: job, dir: checkpointDir, trainer: trainer, comm: comm, data: data, metrics: metrics)
+                checkpointTimer.reset()
             }
             if trainer.stopAgreed && p.step < stopAt {
                 let signal = StopSignal.received

@@ -15,6 +15,7 @@ final class BatchPasses {
     private let groupsPerRank: Int
     let fullBatch: Bool
     private let stopRequested: @Sendable () -> Bool
+    private let checkpointRequested: @Sendable () -> Bool
     /// ε of the training loss (`loss.label_smoothing`); evaluation's loss is unsmoothed.
     private let labelSmoothing: Float
     /// Gathers each step's rows ahead of time (nil with a full batch, which reads as it goes).
@@ -34,6 +35,7 @@ final class BatchPasses {
         groupsPerRank = c.groupsPerRank
         fullBatch = c.fullBatch
         stopRequested = c.stopRequested
+        checkpointRequested = c.checkpointRequested
         labelSmoothing = c.labelSmoothing
         // Augmentation lives in the loader only: full-batch passes, the full-gradient measurement
         // and evaluation read rows as they are (Job refuses [augment] with a full batch).
@@ -93,7 +95,7 @@ final class BatchPasses {
     /// The slots are final once the last pass's loss is known: write them, then let the exchange arm.
     private func lastBackwardBegins(_ exchange: (any GradientExchange)?, localLoss: Double, firstGroup: Bool) {
         guard let exchange else { return }
-        exchange.reduction.fillSlots(localLoss: localLoss, stop: stopRequested())
+        exchange.reduction.fillSlots(localLoss: localLoss, stop: stopRequested(), checkpoint: checkpointRequested())
         exchange.lastBackwardBegins(firstGroup: firstGroup)
     }
 

@@ -1,11 +1,11 @@
 // Where each thing sits in the buffer a step allreduces: the gradient, GSNR's squares, and the
 // slots that ride along so a step costs one collective (the loss sum, the L-BFGS evaluation tag,
-// the stop votes, and the layers' batch statistics). Built here only; nothing else computes an
-// offset past the gradient.
+// the stop votes, rank 0's checkpoint vote, and the layers' batch statistics). Built here only;
+// nothing else computes an offset past the gradient.
 //
-//   first-order:  [ g (P) | loss | stop | statistics (S) ]
-//   GSNR:         [ Σ w_d (P) | Σ w_d² (P) | loss | stop | statistics (S) ]
-//   L-BFGS:       [ g (P) | loss | tag | stop | statistics (S) ]
+//   first-order:  [ g (P) | loss | stop | checkpoint | statistics (S) ]
+//   GSNR:         [ Σ w_d (P) | Σ w_d² (P) | loss | stop | checkpoint | statistics (S) ]
+//   L-BFGS:       [ g (P) | loss | tag | stop | checkpoint | statistics (S) ]
 //
 // S is what the network's BatchNorm layers add up over a step's passes (Network.statisticsCount;
 // 0 without BatchNorm), so their running statistics cost no collective of their own.
@@ -21,6 +21,9 @@ public struct ExchangeLayout: Equatable, Sendable {
     public let tag: Int?
     /// Ranks asking to stop, summed.
     public let stop: Int
+    /// Rank 0's vote for a checkpoint after this step (`run.checkpoint_minutes`: its clock decides
+    /// for all, so every rank learns it from the step's one collective).
+    public let checkpoint: Int
     /// The layers' batch statistics (Network.statisticsCount floats), summed.
     public let statistics: Range<Int>
     /// Floats in the buffer.
@@ -33,12 +36,13 @@ public struct ExchangeLayout: Equatable, Sendable {
         loss = gsnr ? 2 * parameters : parameters
         tag = lbfgs ? loss + 1 : nil
         stop = (tag ?? loss) + 1
-        self.statistics = (stop + 1)..<(stop + 1 + statistics)
-        count = stop + 1 + statistics
+        checkpoint = stop + 1
+        self.statistics = (checkpoint + 1)..<(checkpoint + 1 + statistics)
+        count = checkpoint + 1 + statistics
     }
 
     /// Slots the network's own gradient buffer carries after its P gradients, so that without
-    /// GSNR it is the exchange buffer itself: loss and stop, and the tag with L-BFGS. The network
+    /// GSNR it is the exchange buffer itself: loss, stop and checkpoint, and the tag with L-BFGS. The network
     /// puts its batch statistics after them itself.
     public static func slotsAfterGradient(lbfgs: Bool) -> Int {
         let layout = ExchangeLayout(parameters: 0, lbfgs: lbfgs)
@@ -51,6 +55,6 @@ public struct ExchangeLayout: Equatable, Sendable {
         ExchangeLayout(parameters: parameters, lbfgs: tag != nil, statistics: statistics.count)
     }
 
-    /// The floats after the gradient (and squares) that travel with it: loss, [tag], stop, statistics.
+    /// The floats after the gradient (and squares) that travel with it: loss, [tag], stop, checkpoint, statistics.
     public var slots: Range<Int> { loss..<count }
 }

@@ -19,6 +19,7 @@ final class FirstOrderDriver: StepDriver {
     /// Whether steps use `buckets` (the overlap probe switches it per pass).
     var overlapsExchange: Bool
     private(set) var stopAgreed = false
+    private(set) var checkpointAgreed = false
     private(set) var exchangeWait = 0.0
     /// The last step's global batch (the noise scale needs B).
     private var lastGlobalBatch = 0
@@ -65,6 +66,7 @@ final class FirstOrderDriver: StepDriver {
         exchange.finish()
         exchangeWait += Double(Clock.nanoseconds() - waitStart) * 1e-9
         stopAgreed = reduction.stopVoted
+        checkpointAgreed = reduction.checkpointVoted
         return reduction.summedLoss / Double(shape.global)
     }
 

@@ -26,17 +26,19 @@ protocol GradientReduction: AnyObject {
 }
 
 extension GradientReduction {
-    /// Writes what travels with the gradient: this rank's loss sum and its stop vote (and, when
-    /// the buffer is not the network's own, a copy of the layers' batch statistics).
-    func fillSlots(localLoss: Double, stop: Bool) {
+    /// Writes what travels with the gradient: this rank's loss sum, its stop and checkpoint votes
+    /// (and, when the buffer is not the network's own, a copy of the layers' batch statistics).
+    func fillSlots(localLoss: Double, stop: Bool, checkpoint: Bool) {
         buffer.pointer[layout.loss] = Float(localLoss)
         buffer.pointer[layout.stop] = stop ? 1 : 0
+        buffer.pointer[layout.checkpoint] = checkpoint ? 1 : 0
         copyStatistics()
     }
 
     /// The summed loss after the exchange, and whether any rank voted to stop.
     var summedLoss: Double { Double(buffer.pointer[layout.loss]) }
     var stopVoted: Bool { buffer.pointer[layout.stop] > 0 }
+    var checkpointVoted: Bool { buffer.pointer[layout.checkpoint] > 0 }
 }
 
 /// The network's gradient buffer is what travels; a rank's share is one group, so nothing folds.

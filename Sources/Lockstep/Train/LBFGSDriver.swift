@@ -13,6 +13,7 @@ final class LBFGSDriver: StepDriver {
     private let single: SingleAllreduce
     private let layout: ExchangeLayout
     private(set) var stopAgreed = false
+    private(set) var checkpointAgreed = false
     /// L-BFGS's evaluations are not counted as exchange waits.
     let exchangeWait = 0.0
 
@@ -42,6 +43,7 @@ final class LBFGSDriver: StepDriver {
         network.gradients.pointer[tag] = Float(evaluation)
         single.finish(into: target)
         stopAgreed = target[layout.stop] > 0
+        checkpointAgreed = target[layout.checkpoint] > 0
         guard target[tag] == Float(evaluation * comm.size) else {
             throw LockstepError.runtime("ranks diverged inside the L-BFGS step at step \(position.step + 1) (evaluation \(evaluation)): a bug; report it with the job file")
         }

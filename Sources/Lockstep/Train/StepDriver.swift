@@ -16,6 +16,8 @@ protocol StepDriver: AnyObject {
     func apply(lr: Double)
     /// Whether any rank voted to stop in the step's last collective: the same on every rank.
     var stopAgreed: Bool { get }
+    /// Whether rank 0 asked for a checkpoint (by wall time) in the step's last collective.
+    var checkpointAgreed: Bool { get }
     /// The gradient the step's non-finite check reads (P floats).
     var gradient: UnsafePointer<Float> { get }
     /// ‖ḡ‖ of the last step (before weight decay and the GSNR multiplier; L-BFGS: at its start).

@@ -51,6 +51,8 @@ public final class Trainer {
     public var waits: StepWaits { StepWaits(exchange: driver.exchangeWait, data: passes.dataWait) }
     /// Whether any rank asked to stop by the last step's collective: the same on every rank.
     public var stopAgreed: Bool { driver.stopAgreed }
+    /// Whether rank 0 asked for a checkpoint by wall time in the last step's collective.
+    public var checkpointAgreed: Bool { driver.checkpointAgreed }
     /// Whether steps exchange in buckets overlapped with backward, and how many.
     public var overlapsExchange: Bool { driver.overlapsExchange }
     public var bucketCount: Int { driver.bucketCount }

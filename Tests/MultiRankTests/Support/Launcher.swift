@@ -55,6 +55,13 @@ enum Launcher {
         process.currentDirectoryURL = packageRoot
         process.environment = environment(extra)
         let out = Pipe(), err = Pipe()
+        // Close-on-exec for our copies of the pipes: a process the test runner execs meanwhile
+        // (the orted that MPI_Init starts for the in-process tests running in parallel) would
+        // otherwise inherit the write ends and hold them open, so the reads below never saw EOF.
+        // The child still gets them as its stdout/stderr (dup2 clears the flag on the copy).
+        for handle in [out.fileHandleForReading, out.fileHandleForWriting, err.fileHandleForReading, err.fileHandleForWriting] {
+            _ = fcntl(handle.fileDescriptor, F_SETFD, FD_CLOEXEC)
+        }
         process.standardOutput = out
         process.standardError = err
         let started = Date()
