@@ -84,6 +84,11 @@ public enum CheckpointEval {
         for (key, path) in paths where !file.exists(path) {
             throw LockstepError.usage("\(data.file) has no dataset \(path) (data.\(key) of \(model.path)): give the data the model was trained on with --data FILE")
         }
+        // The shape first: another data set's labels would otherwise be the first complaint.
+        let x = options.split == .test ? data.testX : data.trainX
+        if let trained = model.input?.sampleShape, case let shape = Array(try file.info(x).shape.dropFirst()), shape != trained {
+            throw LockstepError.usage("\(data.file): samples at \(x) have shape \(shape) but \(model.path) was trained on samples of shape \(trained): evaluate it on data shaped like its training data (--data FILE)")
+        }
         let classes = model.job.layers.last!.units
         var sources: [any DataSource] = []
         var trainRows: (any DataSource)?
