@@ -13,7 +13,7 @@ struct LockstepCommand: ParsableCommand {
         commandName: "lockstep",
         abstract: "Synchronous data-parallel training over MPI, with HDF5 data and checkpoints.",
         discussion: "Run under mpirun (or srun) for several ranks; a plain run is a 1-rank job. Exit codes: 0 done, 1 runtime failure, 2 bad usage, config or input.",
-        subcommands: [Train.self, Import.self, Inspect.self, Plot.self, Bench.self])
+        subcommands: [Train.self, Eval.self, Export.self, Import.self, Inspect.self, Plot.self, Bench.self])
 
     static func main() {
         do {

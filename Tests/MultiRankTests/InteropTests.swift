@@ -65,7 +65,8 @@ extension MultiRank {
                 out = {k: f.attrs[k].tolist() if hasattr(f.attrs[k], "tolist") else f.attrs[k] for k in ("step", "epoch", "world_size", "format_version")}
                 out["ints"] = [int(f.attrs[k]) for k in ("step", "epoch", "epoch_step", "samples_seen", "world_size", "seed", "optimizer_updates",
                                                         "train_samples", "test_samples", "data_fingerprint", "checksum_fnv1a64")]
-                out["scalar_shapes"] = sorted({str(f.attrs[k].shape) for k in f.attrs if hasattr(f.attrs[k], "shape")})
+                out["scalar_shapes"] = sorted({str(f.attrs[k].shape) for k in f.attrs if hasattr(f.attrs[k], "shape") and k != "sample_shape"})
+                out["sample_shape"] = [int(d) for d in f.attrs["sample_shape"]]
                 out["normalization"] = [f.attrs["normalization"].decode() if isinstance(f.attrs["normalization"], bytes) else f.attrs["normalization"],
                                         float(f.attrs["input_scale"]), float(f.attrs["input_shift"]),
                                         float(f.attrs["normalization_mean"]), float(f.attrs["normalization_std"])]
@@ -90,7 +91,8 @@ extension MultiRank {
             #expect((parsed["world_size"] as? Int) == 2)
             #expect((parsed["config"] as? String)?.contains("global = 20") == true)
             #expect((parsed["ints"] as? [NSNumber])?.count == 11)
-            #expect((parsed["scalar_shapes"] as? [String]) == ["()"], "every numeric attribute is a scalar")
+            #expect((parsed["scalar_shapes"] as? [String]) == ["()"], "every numeric attribute but sample_shape is a scalar")
+            #expect((parsed["sample_shape"] as? [Int]) == [4, 5])
             // The normalisation it was trained with (standardize): x·scale + shift with the
             // training split's statistics, which NumPy recomputes from the file (Float64, its
             // own summation order: 1e-9 relative).

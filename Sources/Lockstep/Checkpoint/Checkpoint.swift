@@ -39,7 +39,8 @@ public struct DataIdentity: Equatable, Sendable {
     public init(train: any DataSource, test: any DataSource, normalization: Normalization? = nil,
                 stats: (mean: Double, std: Double)? = nil) {
         self.init(trainSamples: train.count, testSamples: test.count, fingerprint: train.fingerprint,
-                  input: normalization.map { InputNormalization(mode: $0, scale: train.scale, shift: train.shift, stats: stats) })
+                  input: normalization.map { InputNormalization(mode: $0, scale: train.scale, shift: train.shift, stats: stats,
+                                                                         sampleShape: train.sampleShape) })
     }
 }
 

@@ -1,6 +1,7 @@
 // The input normalisation a model was trained with, stored in every checkpoint as root attributes
 // (docs/checkpoints.md) so that eval, export and any outside loader feed it the same inputs: a
-// stored feature value v (a uint8 byte as 0…255) becomes v·input_scale + input_shift in Float32.
+// stored feature value v (a uint8 byte as 0…255) becomes v·input_scale + input_shift in Float32;
+// with the shape of one sample, which rebuilds the model without the data file (export).
 
 public struct InputNormalization: Equatable, Sendable {
     /// `data.normalization` of the run.
@@ -11,12 +12,15 @@ public struct InputNormalization: Equatable, Sendable {
     /// The training split's mean and standard deviation (after the uint8 scale), for "standardize".
     public var mean: Double?
     public var std: Double?
+    /// The shape of one training sample (`@sample_shape`; nil in checkpoints written before it).
+    public var sampleShape: [Int]?
 
-    public init(mode: Normalization, scale: Float, shift: Float, stats: (mean: Double, std: Double)?) {
+    public init(mode: Normalization, scale: Float, shift: Float, stats: (mean: Double, std: Double)?, sampleShape: [Int]? = nil) {
         self.mode = mode
         self.scale = scale
         self.shift = shift
         (mean, std) = (stats?.mean, stats?.std)
+        self.sampleShape = sampleShape
     }
 
     func write(to file: HDF5File) throws {
@@ -27,6 +31,7 @@ public struct InputNormalization: Equatable, Sendable {
             try file.setAttribute("normalization_mean", scalar: mean)
             try file.setAttribute("normalization_std", scalar: std)
         }
+        if let sampleShape { try file.setAttribute("sample_shape", sampleShape.map { Int64($0) }) }
     }
 
     /// nil for checkpoints written before the normalisation was recorded.
@@ -44,6 +49,17 @@ public struct InputNormalization: Equatable, Sendable {
         }
         let stats = file.hasAttribute("normalization_mean")
             ? (mean: try one("normalization_mean", Double.self), std: try one("normalization_std", Double.self)) : nil
-        return InputNormalization(mode: mode, scale: try one("input_scale", Float.self), shift: try one("input_shift", Float.self), stats: stats)
+        var shape: [Int]?
+        if file.hasAttribute("sample_shape") {
+            // It sizes a network: 1 to 4 dimensions, each positive and below 2³¹ (the product is
+            // checked against memory when the network is built).
+            let dims = try file.attribute("sample_shape", as: Int64.self)
+            guard (1...4).contains(dims.count), dims.allSatisfy({ $0 >= 1 && $0 <= Int64(Int32.max) }) else {
+                throw LockstepError.usage("\(file.path): attribute sample_shape = \(dims) is impossible: the checkpoint is corrupt")
+            }
+            shape = dims.map { Int($0) }
+        }
+        return InputNormalization(mode: mode, scale: try one("input_scale", Float.self), shift: try one("input_shift", Float.self), stats: stats,
+                                  sampleShape: shape)
     }
 }

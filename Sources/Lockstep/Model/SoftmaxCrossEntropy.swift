@@ -60,16 +60,23 @@ public enum SoftmaxCrossEntropy {
         var total = 0.0
         var correct = 0
         for row in 0..<batch {
-            let z = logits + row * classes
-            var zmax = z[0]
-            var best = 0
-            for j in 1..<classes where z[j] > zmax { zmax = z[j]; best = j }
-            var sum: Float = 0
-            for j in 0..<classes { sum += expf(z[j] - zmax) }
             let label = Int(labels[row])
-            total += Double(logf(sum) - (z[label] - zmax))
-            if best == label { correct += 1 }
+            let r = lossAndPrediction(logits + row * classes, label: label, classes: classes)
+            total += Double(r.loss)
+            if r.predicted == label { correct += 1 }
         }
         return (total, correct)
+    }
+
+    /// One row's −log p[label] (Float32) and its predicted class: the argmax of the logits, the
+    /// first (lowest) class among equal maxima. What evaluation counts as correct or confused.
+    @inline(__always)
+    public static func lossAndPrediction(_ z: UnsafePointer<Float>, label: Int, classes: Int) -> (loss: Float, predicted: Int) {
+        var zmax = z[0]
+        var best = 0
+        for j in 1..<classes where z[j] > zmax { zmax = z[j]; best = j }
+        var sum: Float = 0
+        for j in 0..<classes { sum += expf(z[j] - zmax) }
+        return (logf(sum) - (z[label] - zmax), best)
     }
 }

@@ -158,23 +158,9 @@ final class BatchPasses {
     }
 
     /// Accuracy and mean plain cross-entropy (unsmoothed, unaugmented) over a whole split; each
-    /// rank takes a contiguous slice, sums are allreduced.
+    /// rank takes contiguous blocks of rows, exact integer sums are allreduced (SplitEvaluation).
     func evaluate(_ data: any DataSource) -> (accuracy: Double, loss: Double) {
-        let start = data.count * comm.rank / comm.size
-        let end = data.count * (comm.rank + 1) / comm.size
-        var totals = [0.0, 0.0]   // [correct, loss sum]
-        var chunkStart = start
-        while chunkStart < end {
-            let chunkEnd = min(chunkStart + capacity, end)
-            let n = chunkEnd - chunkStart
-            data.gather(chunkStart..<chunkEnd, x: input.pointer, y: labels)
-            let logits = network.forward(input.pointer, batch: n, mode: .eval)
-            let r = SoftmaxCrossEntropy.lossAndCorrect(logits: logits, labels: labels, batch: n, classes: network.classes)
-            totals[0] += Double(r.correct)
-            totals[1] += r.loss
-            chunkStart = chunkEnd
-        }
-        comm.allreduce(&totals, .sum)
-        return (totals[0] / Double(data.count), totals[1] / Double(data.count))
+        let r = SplitEvaluation.run(data, network: network, comm: comm, input: input.pointer, labels: labels, confusion: false)
+        return (r.accuracy, r.loss)
     }
 }
