@@ -262,7 +262,7 @@ public enum Checkpoint {
         return CheckpointContents(header: header, parameters: parameters, layerState: layerState, state: state, checksum: checksum.value)
     }
 
-    private static func scalar<T: HDF5Element>(_ file: HDF5File, _ name: String, as: T.Type) throws -> T {
+    static func scalar<T: HDF5Element>(_ file: HDF5File, _ name: String, as: T.Type) throws -> T {
         guard let value = try file.attribute(name, as: T.self).first else {
             throw LockstepError.usage("\(file.path): attribute \(name) is empty: the checkpoint is corrupt")
         }

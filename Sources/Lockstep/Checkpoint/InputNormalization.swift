@@ -41,14 +41,8 @@ public struct InputNormalization: Equatable, Sendable {
         guard let mode = Normalization(rawValue: text) else {
             throw LockstepError.usage("\(file.path): attribute normalization = \"\(text)\" is not one this lockstep knows: the checkpoint is corrupt or from a newer version")
         }
-        func one<T: HDF5Element>(_ name: String, _ type: T.Type) throws -> T {
-            guard let value = try file.attribute(name, as: T.self).first else {
-                throw LockstepError.usage("\(file.path): attribute \(name) is empty: the checkpoint is corrupt")
-            }
-            return value
-        }
         let stats = file.hasAttribute("normalization_mean")
-            ? (mean: try one("normalization_mean", Double.self), std: try one("normalization_std", Double.self)) : nil
+            ? (mean: try Checkpoint.scalar(file, "normalization_mean", as: Double.self), std: try Checkpoint.scalar(file, "normalization_std", as: Double.self)) : nil
         var shape: [Int]?
         if file.hasAttribute("sample_shape") {
             // It sizes a network: 1 to 4 dimensions, each positive and below 2³¹ (the product is
@@ -59,7 +53,7 @@ public struct InputNormalization: Equatable, Sendable {
             }
             shape = dims.map { Int($0) }
         }
-        return InputNormalization(mode: mode, scale: try one("input_scale", Float.self), shift: try one("input_shift", Float.self), stats: stats,
+        return InputNormalization(mode: mode, scale: try Checkpoint.scalar(file, "input_scale", as: Float.self), shift: try Checkpoint.scalar(file, "input_shift", as: Float.self), stats: stats,
                                   sampleShape: shape)
     }
 }

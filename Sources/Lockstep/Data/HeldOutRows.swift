@@ -43,20 +43,11 @@ final class RowWindow: DataSource {
         return hash.value
     }
 
+    /// Only the training part (which starts at row 0) is gathered by index: the batch loader's
+    /// indices reach the base unchanged.
     func gather(_ indices: UnsafeBufferPointer<Int32>, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Int32>) {
-        guard rows.lowerBound != 0 else { return base.gather(indices, x: x, y: y) }
-        // Only the training part (offset 0) is gathered by index; shift in stack-sized pieces
-        // for completeness, without allocating.
-        let offset = Int32(rows.lowerBound)
-        withUnsafeTemporaryAllocation(of: Int32.self, capacity: 256) { shifted in
-            var done = 0
-            while done < indices.count {
-                let n = min(256, indices.count - done)
-                for i in 0..<n { shifted[i] = indices[done + i] + offset }
-                base.gather(UnsafeBufferPointer(rebasing: shifted[0..<n]), x: x + done * width, y: y + done)
-                done += n
-            }
-        }
+        precondition(rows.lowerBound == 0, "only the training window is gathered by index")
+        base.gather(indices, x: x, y: y)
     }
 
     func gather(_ range: Range<Int>, x: UnsafeMutablePointer<Float>, y: UnsafeMutablePointer<Int32>) {

@@ -31,7 +31,7 @@ public final class MetricsLog {
         let body = fields.map { (key, value) -> String in
             let rendered: String
             switch value {
-            case let s as String: rendered = "\"\(s)\""
+            case let s as String: rendered = jsonString(s)
             case let d as Double: rendered = d.isFinite ? "\(d)" : "null"
             case let object as [(String, Double)]:
                 rendered = "{" + object.map { "\"\($0.0)\": \($0.1.isFinite ? "\($0.1)" : "null")" }.joined(separator: ", ") + "}"
